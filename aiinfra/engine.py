@@ -1,0 +1,137 @@
+"""Runs the real Pulumi program for a stack under Pulumi's mocks and records every resource it declares.
+
+The program is `__main__.py` itself, executed as the CLI's language host would execute it: the offline path
+never forks the program's logic. Each synth runs in a fresh `contextvars` context with its own event loop, so
+several stacks can be rendered in one process (tests, benchmarks) without leaking Pulumi's global state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import runpy
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.stack import run_in_stack
+
+from aiinfra.graph import STACK_TYPE, ResourceGraph, ResourceRecord
+from aiinfra.mocks import PlatformMocks
+from aiinfra.stackfile import ROOT, StackConfig, load_stack_config
+from components import settings as settings_module
+
+# Pulumi's wire markers (see sdk/proto): secrets and resource references inside property structs.
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+RESOURCE_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+SECRET_MARK = "[secret]"
+
+Progress = Callable[[ResourceRecord], None]
+
+
+def plain(value: Any) -> Any:
+    """Unwrap Pulumi's wire markers: secrets become a visible placeholder, references their URN."""
+    if isinstance(value, dict):
+        sig = value.get(SIG_KEY)
+        if sig == SECRET_SIG:
+            return SECRET_MARK
+        if sig == RESOURCE_SIG:
+            return value.get("urn", "")
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    if value == UNKNOWN:
+        return None
+    return value
+
+
+def secret_paths(value: Any, prefix: str = "") -> list[str]:
+    """Property paths that hold secrets, so the export can mark them as `pulumi stack export` does."""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return [prefix]
+        return [p for k, v in value.items() for p in secret_paths(v, f"{prefix}.{k}" if prefix else k)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in secret_paths(v, f"{prefix}[{i}]")]
+    return []
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock resource monitor, plus a record of what the engine would see for each registration."""
+
+    def __init__(self, mocks: PlatformMocks, graph: ResourceGraph, progress: Progress | None) -> None:
+        super().__init__(mocks)
+        self.graph = graph
+        self.progress = progress
+        self.secret_inputs: dict[str, list[str]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        raw_inputs = json_format.MessageToDict(request.object)
+        raw_outputs = json_format.MessageToDict(response.object) if response.object else {}
+        deps = {k: tuple(v.urns) for k, v in request.propertyDependencies.items()}
+        record = ResourceRecord(
+            urn=response.urn, type=request.type, name=request.name, custom=bool(request.custom),
+            parent=request.parent, provider=request.provider, id=response.id,
+            dependencies=tuple(request.dependencies), property_dependencies=deps,
+            inputs=plain(raw_inputs), outputs=plain(raw_outputs) if request.type != STACK_TYPE else {},
+        )
+        self.secret_inputs[record.urn] = secret_paths(raw_inputs)
+        self.graph.records.append(record)
+        if self.progress is not None:
+            self.progress(record)
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        if request.urn.split("::")[2] == STACK_TYPE:
+            self.graph.stack_outputs.update(plain(json_format.MessageToDict(request.outputs)))
+        return super().RegisterResourceOutputs(request)
+
+
+def synthesize(stack: str, *, root: Path = ROOT, stack_file: Path | None = None,
+               progress: Progress | None = None) -> ResourceGraph:
+    """Render `stack` offline and return its resource graph; bad config raises `SettingsError`."""
+    config = load_stack_config(stack, root, stack_file)
+    return contextvars.Context().run(_synthesize, config, root, progress)
+
+
+def _synthesize(config: StackConfig, root: Path, progress: Progress | None) -> ResourceGraph:
+    graph = ResourceGraph(config.project, config.stack, config={**config.values})
+    region = config.values.get("aws:region", "us-east-1")
+    monitor = RecordingMonitor(PlatformMocks(region), graph, progress)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        runtime_settings.configure(pulumi_mocks.MockSettings(
+            monitor=monitor, monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
+            engine=pulumi_mocks.MockEngine(None), project=config.project, stack=config.stack,
+            dry_run=False, organization="organization", callbacks=None,
+        ))
+        runtime_settings.ROOT.set(None)
+        runtime_config.set_all_config(dict(config.values), list(config.secret_keys))
+        settings_module.STACK_SOURCE.set(config.source)
+        program = str(root / "__main__.py")
+        sys.path.insert(0, str(root)) if str(root) not in sys.path else None
+        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+    finally:
+        _drain(loop)
+        asyncio.set_event_loop(None)
+        loop.close()
+    graph.secret_inputs = monitor.secret_inputs
+    return graph
+
+
+def _drain(loop: asyncio.AbstractEventLoop) -> None:
+    """After a failed program, cancel what Pulumi left scheduled so it dies quietly with the loop."""
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in pending:
+        task.cancel()
+    if pending:
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))

@@ -1,0 +1,1 @@
+"""Fine-tune a BERT-style encoder with a classification head: laptop, torchrun, SageMaker and EKS alike."""

@@ -1,0 +1,234 @@
+"""Training settings from the three places SageMaker and people put them, merged and typed.
+
+Precedence, lowest to highest: defaults, `<base>/input/config/hyperparameters.json`, `SM_HPS`, command-line
+flags. SageMaker passes every hyperparameter as a string (sometimes JSON-quoted), so each value is parsed to
+the field's type here and a bad one is reported with its source and name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from workloads.common.cli import UsageError
+
+DEFAULT_BASE_DIR = "/opt/ml"
+DEVICES = ("auto", "cpu", "cuda", "xla")
+LOG_FORMATS = ("auto", "json", "progress")
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """What a run learns with; every field can come from flags, SM_HPS or hyperparameters.json."""
+
+    epochs: int = 3
+    batch_size: int = 16
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.01
+    warmup_steps: int = 0
+    max_grad_norm: float = 1.0
+    max_seq_len: int = 128
+    max_steps: int = 0
+    seed: int = 42
+    log_interval: int = 10
+    checkpoint_interval: int = 100
+    keep_checkpoints: int = 3
+    labels: str = ""
+    model_name_or_path: str = ""
+    device: str = "auto"
+    log_format: str = "auto"
+
+    def label_names(self) -> list[str]:
+        """`labels` as a list ("negative,positive" -> ["negative", "positive"]); empty when unset."""
+        return [name.strip() for name in self.labels.split(",") if name.strip()]
+
+
+HELP = {
+    "epochs": "passes over the training set",
+    "batch_size": "examples per step per process (global batch = batch_size x world size)",
+    "learning_rate": "AdamW peak learning rate",
+    "weight_decay": "AdamW weight decay",
+    "warmup_steps": "linear warm-up steps before the linear decay",
+    "max_grad_norm": "gradient clipping norm (0 disables)",
+    "max_seq_len": "truncate texts to this many tokens",
+    "max_steps": "stop after this many steps (0: run all epochs)",
+    "seed": "seed for weights of a new head, dropout and data order",
+    "log_interval": "steps between log lines",
+    "checkpoint_interval": "steps between checkpoints (0: only on SIGTERM)",
+    "keep_checkpoints": "complete checkpoints kept on disk",
+    "labels": "comma-separated class names (default: the model's id2label, else the training labels)",
+    "model_name_or_path": "base model directory (default: the 'model' channel, else bundled all-MiniLM-L6-v2)",
+    "device": f"one of {', '.join(DEVICES)}",
+    "log_format": "auto (progress bar on a terminal, JSON lines otherwise), json or progress",
+}
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where data comes from and results go, resolved from flags, SageMaker variables and the base dir."""
+
+    base_dir: Path
+    train: Path
+    validation: Path | None
+    model_dir: Path
+    checkpoint_dir: Path
+    hyperparameters_file: Path
+    failure_file: Path
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    hp: Hyperparameters
+    paths: Paths
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+def parse_value(name: str, raw: Any, kind: type, source: str) -> Any:
+    """Parse one hyperparameter to `kind`, accepting SageMaker's strings and JSON-quoted strings."""
+    value = raw
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            if str(value).strip().lower() in ("true", "1", "yes"):
+                return True
+            if str(value).strip().lower() in ("false", "0", "no"):
+                return False
+            raise ValueError
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) and "e" in value.lower() else int(value)
+        if kind is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if isinstance(value, (dict, list)):
+            raise ValueError
+        return str(value)
+    except (TypeError, ValueError):
+        what = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}[kind]
+        raise UsageError(f"{source}: hyperparameter '{name}' must be {what}, got {raw!r}") from None
+
+
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def merge_hyperparameters(hp: Hyperparameters, values: Mapping[str, Any], source: str) -> Hyperparameters:
+    """Overlay `values` (from one source) on `hp`; unknown names are errors, `sagemaker_*` names are SageMaker's."""
+    known = {f.name: _TYPES[f.type] if isinstance(f.type, str) else f.type for f in fields(Hyperparameters)}
+    updates: dict[str, Any] = {}
+    for raw_name, raw in values.items():
+        name = str(raw_name).replace("-", "_")
+        if name.startswith("sagemaker_"):
+            continue
+        if name not in known:
+            raise UsageError(f"{source}: unknown hyperparameter '{raw_name}' (known: {', '.join(sorted(known))})")
+        updates[name] = parse_value(name, raw, known[name], source)
+    return validate(replace(hp, **updates), source)
+
+
+def validate(hp: Hyperparameters, source: str) -> Hyperparameters:
+    """Range checks that the type alone does not give."""
+    positive = ("epochs", "batch_size", "max_seq_len", "log_interval", "keep_checkpoints")
+    for name in positive:
+        if getattr(hp, name) < 1:
+            raise UsageError(f"{source}: hyperparameter '{name}' must be at least 1, got {getattr(hp, name)}")
+    for name in ("warmup_steps", "max_steps", "checkpoint_interval", "weight_decay", "max_grad_norm"):
+        if getattr(hp, name) < 0:
+            raise UsageError(f"{source}: hyperparameter '{name}' must not be negative, got {getattr(hp, name)}")
+    if not hp.learning_rate > 0:
+        raise UsageError(f"{source}: hyperparameter 'learning_rate' must be positive, got {hp.learning_rate}")
+    if hp.device not in DEVICES:
+        raise UsageError(f"{source}: hyperparameter 'device' must be one of {', '.join(DEVICES)}, got {hp.device!r}")
+    if hp.log_format not in LOG_FORMATS:
+        raise UsageError(
+            f"{source}: hyperparameter 'log_format' must be one of {', '.join(LOG_FORMATS)}, got {hp.log_format!r}")
+    return hp
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m workloads.training",
+        description="Fine-tune a BERT-style encoder for text classification. Data: JSON lines "
+                    '{"text": ..., "label": ...}. Follows the SageMaker training contract (SM_CHANNEL_TRAIN, '
+                    "SM_CHANNEL_VALIDATION, SM_MODEL_DIR, SM_HPS, /opt/ml/...) and runs under torchrun.",
+    )
+    parser.add_argument("mode", nargs="?", choices=["train"], help="ignored; SageMaker starts images with 'train'")
+    paths = parser.add_argument_group("paths (flags override SageMaker variables)")
+    paths.add_argument("--train", type=Path, help="training JSON lines file or folder (default: SM_CHANNEL_TRAIN)")
+    paths.add_argument("--validation", type=Path, help="validation file or folder (default: SM_CHANNEL_VALIDATION)")
+    paths.add_argument("--model-dir", type=Path, help="where the trained model goes (default: SM_MODEL_DIR)")
+    paths.add_argument("--checkpoint-dir", type=Path, help="checkpoints (default: <base>/checkpoints)")
+    paths.add_argument("--sagemaker-base-dir", type=Path,
+                       help=f"replaces {DEFAULT_BASE_DIR} (default: SAGEMAKER_BASE_DIR, else {DEFAULT_BASE_DIR})")
+    hps = parser.add_argument_group("hyperparameters (flags override SM_HPS and hyperparameters.json)")
+    for f in fields(Hyperparameters):
+        kind = _TYPES[f.type] if isinstance(f.type, str) else f.type
+        hps.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=kind.__name__.upper(),
+                         help=f"{HELP[f.name]} (default: {f.default!r})")
+    return parser
+
+
+def resolve(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) -> TrainConfig:
+    """Parse flags and merge them with the SageMaker sources into one TrainConfig."""
+    env = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    base = args.sagemaker_base_dir or Path(env.get("SAGEMAKER_BASE_DIR") or DEFAULT_BASE_DIR)
+    hp_file = base / "input" / "config" / "hyperparameters.json"
+    hp = Hyperparameters()
+    sources = {}
+    if hp_file.is_file():
+        try:
+            data = json.loads(hp_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"{hp_file}: unreadable hyperparameters ({exc})") from None
+        if not isinstance(data, dict):
+            raise UsageError(f"{hp_file}: expected a JSON object of hyperparameters")
+        hp = merge_hyperparameters(hp, data, str(hp_file))
+        sources.update({k: str(hp_file) for k in data})
+    if env.get("SM_HPS"):
+        try:
+            data = json.loads(env["SM_HPS"])
+        except ValueError as exc:
+            raise UsageError(f"SM_HPS: not valid JSON ({exc})") from None
+        if not isinstance(data, dict):
+            raise UsageError("SM_HPS: expected a JSON object of hyperparameters")
+        hp = merge_hyperparameters(hp, data, "SM_HPS")
+        sources.update({k: "SM_HPS" for k in data})
+    flags = {f.name: getattr(args, f.name) for f in fields(Hyperparameters) if getattr(args, f.name) is not None}
+    hp = merge_hyperparameters(hp, {k.replace("_", "-"): v for k, v in flags.items()}, "command line")
+    sources.update({k: "command line" for k in flags})
+
+    def channel(flag: Path | None, var: str, name: str) -> Path:
+        if flag is not None:
+            return flag
+        return Path(env[var]) if env.get(var) else base / "input" / "data" / name
+
+    validation: Path | None = channel(args.validation, "SM_CHANNEL_VALIDATION", "validation")
+    if args.validation is None and not env.get("SM_CHANNEL_VALIDATION") and not validation.exists():
+        validation = None  # optional unless asked for explicitly
+    paths = Paths(
+        base_dir=base,
+        train=channel(args.train, "SM_CHANNEL_TRAIN", "train"),
+        validation=validation,
+        model_dir=args.model_dir or Path(env.get("SM_MODEL_DIR") or base / "model"),
+        checkpoint_dir=args.checkpoint_dir or base / "checkpoints",
+        hyperparameters_file=hp_file,
+        failure_file=base / "output" / "failure",
+    )
+    if not hp.model_name_or_path and env.get("SM_CHANNEL_MODEL"):
+        hp = replace(hp, model_name_or_path=env["SM_CHANNEL_MODEL"])
+    return TrainConfig(hp=hp, paths=paths, sources=sources)
