@@ -97,12 +97,25 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def synthesize(stack: str, *, root: Path = ROOT, stack_file: Path | None = None,
                progress: Progress | None = None) -> ResourceGraph:
-    """Render `stack` offline and return its resource graph; bad config raises `SettingsError`."""
+    """Render `stack` by running `__main__.py` offline; bad config raises `SettingsError`."""
     config = load_stack_config(stack, root, stack_file)
-    return contextvars.Context().run(_synthesize, config, root, progress)
+    program = str(root / "__main__.py")
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return run_program(lambda: runpy.run_path(program, run_name="__main__"), config, progress=progress)
 
 
-def _synthesize(config: StackConfig, root: Path, progress: Progress | None) -> ResourceGraph:
+def run_program(program: Callable[[], Any], config: StackConfig, *,
+                progress: Progress | None = None) -> ResourceGraph:
+    """Run any Pulumi program callable under the recording mocks, with `config` as its stack config.
+
+    `synthesize` uses this for the real program; tests use it for small programs built from the same
+    provider classes, so both go through one engine path.
+    """
+    return contextvars.Context().run(_run, program, config, progress)
+
+
+def _run(program: Callable[[], Any], config: StackConfig, progress: Progress | None) -> ResourceGraph:
     graph = ResourceGraph(config.project, config.stack, config={**config.values})
     region = config.values.get("aws:region", "us-east-1")
     monitor = RecordingMonitor(PlatformMocks(region), graph, progress)
@@ -117,9 +130,7 @@ def _synthesize(config: StackConfig, root: Path, progress: Progress | None) -> R
         runtime_settings.ROOT.set(None)
         runtime_config.set_all_config(dict(config.values), list(config.secret_keys))
         settings_module.STACK_SOURCE.set(config.source)
-        program = str(root / "__main__.py")
-        sys.path.insert(0, str(root)) if str(root) not in sys.path else None
-        loop.run_until_complete(run_in_stack(lambda: runpy.run_path(program, run_name="__main__")))
+        loop.run_until_complete(run_in_stack(program))
     finally:
         _drain(loop)
         asyncio.set_event_loop(None)
