@@ -155,7 +155,7 @@ class ResultCache:
     async def lookup(self, texts: Sequence[str]) -> tuple[list[str], list[np.ndarray | None]]:
         """Keys and cached rows (None for a miss) for `texts`, local tier first, then Redis for the rest."""
         keys = [self.key(t) for t in texts]
-        rows: list[np.ndarray | None] = [self.lru.get(k) if self.lru else None for k in keys]
+        rows: list[np.ndarray | None] = [self.lru.get(k) if self.lru is not None else None for k in keys]
         local_hits = sum(r is not None for r in rows)
         if local_hits:
             self._metrics.cache_hits.labels("local").inc(local_hits)
@@ -168,7 +168,7 @@ class ResultCache:
                     row = np.frombuffer(value, dtype=np.float32)
                     rows[i] = row
                     shared_hits += 1
-                    if self.lru:
+                    if self.lru is not None:
                         self.lru.put(keys[i], row)
             if shared_hits:
                 self._metrics.cache_hits.labels("redis").inc(shared_hits)
@@ -179,7 +179,7 @@ class ResultCache:
 
     def store(self, keys: Sequence[str], rows: Sequence[np.ndarray]) -> None:
         """Remember freshly computed rows in both tiers (Redis in the background)."""
-        if self.lru:
+        if self.lru is not None:
             for k, r in zip(keys, rows):
                 self.lru.put(k, np.array(r, dtype=np.float32, copy=True))  # a row, not a view of its batch
         if self.redis is not None:

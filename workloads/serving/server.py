@@ -11,6 +11,7 @@ import asyncio
 import logging
 import signal
 import sys
+import threading
 import time
 from typing import Sequence
 
@@ -29,14 +30,16 @@ log = logging.getLogger("workloads.serving")
 WARMUP_TEXT = "A short sentence to warm up the tokenizer, the allocator and every kernel the model uses."
 
 
-def load_and_warm(config: ServerConfig) -> Predictor:
-    """Load the model and run it at batch size 1 and at the full batch size, so the first request is not slow."""
+def load_and_warm(config: ServerConfig, predictor: Predictor | None = None) -> Predictor:
+    """Load the model (unless given one) and run it at batch size 1 and at the full batch size, so the
+    first request is not slow."""
     import torch
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     started = time.monotonic()
-    predictor = load_predictor(config.model_dir, max_seq_len=config.max_seq_len)
+    if predictor is None:
+        predictor = load_predictor(config.model_dir, max_seq_len=config.max_seq_len)
     loaded = time.monotonic()
     for n in (1, config.max_batch_size, 1):
         predictor.predict([WARMUP_TEXT] * n)
@@ -60,8 +63,13 @@ def build_service(config: ServerConfig, predictor: Predictor, metrics: Metrics) 
     return InferenceService(predictor, batcher, cache, config.request_timeout_s)
 
 
-async def serve(config: ServerConfig) -> int:
-    """Run until SIGTERM/SIGINT; returns the process exit code (1 when the model cannot be loaded)."""
+async def serve(config: ServerConfig, *, predictor: Predictor | None = None,
+                stop: asyncio.Event | None = None) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set); returns the exit code (1 when the model cannot be loaded).
+
+    `predictor` serves an already loaded model (an embedding application, or a test that wraps the model);
+    signal handlers are installed only on the main thread, where Python delivers signals.
+    """
     loop = asyncio.get_running_loop()
     metrics = Metrics(config.model_name)
     state = ServerState(config, metrics)
@@ -74,11 +82,12 @@ async def serve(config: ServerConfig) -> int:
     log.info("listening", extra={"event": "listening", "host": config.host, "port": port,
                                  "model": config.model_name})
 
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop or asyncio.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
 
-    loading = loop.run_in_executor(None, load_and_warm, config)
+    loading = loop.run_in_executor(None, load_and_warm, config, predictor)
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait([loading, stopping], return_when=asyncio.FIRST_COMPLETED)
     code = 0
@@ -87,6 +96,10 @@ async def serve(config: ServerConfig) -> int:
             predictor = loading.result()
         except ModelLoadError as exc:
             log.error("cannot load the model: %s", exc, extra={"event": "model_load_failed"})
+            code = 1
+            stop.set()
+        except Exception:
+            log.exception("cannot load the model", extra={"event": "model_load_failed"})
             code = 1
             stop.set()
         else:
