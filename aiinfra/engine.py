@@ -53,7 +53,7 @@ def plain(value: Any) -> Any:
 
 
 def secret_paths(value: Any, prefix: str = "") -> list[str]:
-    """Property paths that hold secrets, so the export can mark them as `pulumi stack export` does."""
+    """Property paths that hold secrets in a wire-format property struct."""
     if isinstance(value, dict):
         if value.get(SIG_KEY) == SECRET_SIG:
             return [prefix]
@@ -70,20 +70,23 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         super().__init__(mocks)
         self.graph = graph
         self.progress = progress
-        self.secret_inputs: dict[str, list[str]] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         response = super().RegisterResource(request)
         raw_inputs = json_format.MessageToDict(request.object)
         raw_outputs = json_format.MessageToDict(response.object) if response.object else {}
         deps = {k: tuple(v.urns) for k, v in request.propertyDependencies.items()}
+        # The mock echoes secret inputs back in plain text; mask them in the outputs as the engine would,
+        # together with the outputs the provider schema declares secret (e.g. a generated password).
+        secret_outputs = set(request.additionalSecretOutputs) | {
+            path.split(".")[0].split("[")[0] for path in secret_paths(raw_inputs)}
+        outputs = {k: (SECRET_MARK if k in secret_outputs else v) for k, v in plain(raw_outputs).items()}
         record = ResourceRecord(
             urn=response.urn, type=request.type, name=request.name, custom=bool(request.custom),
             parent=request.parent, provider=request.provider, id=response.id,
             dependencies=tuple(request.dependencies), property_dependencies=deps,
-            inputs=plain(raw_inputs), outputs=plain(raw_outputs) if request.type != STACK_TYPE else {},
+            inputs=plain(raw_inputs), outputs=outputs if request.type != STACK_TYPE else {},
         )
-        self.secret_inputs[record.urn] = secret_paths(raw_inputs)
         self.graph.records.append(record)
         if self.progress is not None:
             self.progress(record)
@@ -135,7 +138,6 @@ def _run(program: Callable[[], Any], config: StackConfig, progress: Progress | N
         _drain(loop)
         asyncio.set_event_loop(None)
         loop.close()
-    graph.secret_inputs = monitor.secret_inputs
     return graph
 
 

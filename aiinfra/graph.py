@@ -48,8 +48,6 @@ class ResourceGraph:
     records: list[ResourceRecord] = field(default_factory=list)
     stack_outputs: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
-    # Input property paths that held secrets, per URN: the export marks them the way Pulumi does.
-    secret_inputs: dict[str, list[str]] = field(default_factory=dict)
 
     def __iter__(self) -> Iterator[ResourceRecord]:
         return iter(self.records)

@@ -1,0 +1,45 @@
+"""The `aiinfra` command: one subcommand per module, each with `add_parser(subparsers)` and `run(args) -> int`.
+
+Bad input (unknown stack, bad config, unreadable files) ends with one line on stderr and exit code 2, never a
+traceback: operators run this in CI and read the last line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from components.config_schema import SettingsError
+
+
+class UsageError(Exception):
+    """Bad command-line input that argparse cannot catch (a file that does not exist, say)."""
+
+
+def _commands() -> tuple[ModuleType, ...]:
+    from aiinfra import export, preview
+
+    return (preview, export)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m aiinfra",
+        description="Render, check and export the aiinfra Pulumi program offline, under Pulumi's mocks.")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in _commands():
+        command.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (SettingsError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
