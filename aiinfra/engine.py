@@ -71,6 +71,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.graph = graph
         self.progress = progress
 
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        """As the real engine does: the root stack is not part of its children's qualified type."""
+        if parent and parent.split("::")[2] == STACK_TYPE:
+            parent = ""
+        return super().make_urn(parent, type_, name)
+
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         response = super().RegisterResource(request)
         raw_inputs = json_format.MessageToDict(request.object)
