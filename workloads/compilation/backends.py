@@ -93,5 +93,5 @@ def compile_portable(module: nn.Module, example: tuple[torch.Tensor, ...], targe
         args.append("quantize_dynamic(Linear, qint8)")
     with torch.no_grad():
         traced = _quiet_trace(torch.jit.trace, module, example, check_trace=False)
-    traced = torch.jit.freeze(traced.eval()) if not quantize else traced
+    traced = _quiet_trace(torch.jit.freeze, traced.eval()) if not quantize else traced
     return Compiled(traced, CompilerInfo("torch.jit.trace", torch.__version__, args), True, quantize)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -33,7 +34,9 @@ def write_artifact(out: Path, module: torch.jit.ScriptModule, manifest: Manifest
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        torch.jit.save(module, str(staging / manifest.artifact))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the serving contract
+            torch.jit.save(module, str(staging / manifest.artifact))
         for file in tokenizer_files(model_dir):
             shutil.copy2(file, staging / file.name)
         manifest.write(staging)
