@@ -7,6 +7,7 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from components.cluster import Cluster
 from components.encryption import EncryptionKeys
 from components.network import Network
 from components.settings import PlatformSettings
@@ -28,6 +29,7 @@ class AiPlatform(pulumi.ComponentResource):
         self.keys = EncryptionKeys("keys", settings, opts=child)
         self.network = Network("network", settings, keys=self.keys, opts=child)
         self.storage = Storage("storage", settings, keys=self.keys, opts=child)
+        self.cluster = Cluster("cluster", settings, network=self.network, keys=self.keys, opts=child)
 
         self.outputs: dict[str, Any] = {
             "environment": settings.environment,
@@ -40,5 +42,9 @@ class AiPlatform(pulumi.ComponentResource):
             **{f"{domain}KeyArn": key.arn for domain, key in self.keys.keys.items()},
             **{f"{role}BucketName": bucket.bucket for role, bucket in self.storage.buckets.items()},
             **{f"{repo}RepositoryUrl": r.repository_url for repo, r in self.storage.repositories.items()},
+            "clusterName": self.cluster.cluster.name,
+            "clusterEndpoint": self.cluster.endpoint,
+            "clusterOidcProviderArn": self.cluster.oidc_provider.arn,
+            "nodeSecurityGroupId": self.cluster.node_security_group.id,
         }
         self.register_outputs(self.outputs)

@@ -13,6 +13,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from components.compute_settings import (
+    ClusterSettings,
+    KubernetesSettings,
+    NodePoolSettings,
+    WorkloadSettings,
+    check_compute,
+)
 from components.config_schema import (
     Section,
     SettingsError,
@@ -157,6 +164,10 @@ class PlatformSettings(Section):
     network: NetworkSettings = field(NetworkSettings())
     encryption: EncryptionSettings = field(EncryptionSettings())
     storage: StorageSettings = field(StorageSettings())
+    cluster: ClusterSettings = field(ClusterSettings())
+    node_pools: tuple[NodePoolSettings, ...] = field((), doc="EKS managed node groups by accelerator profile")
+    kubernetes: KubernetesSettings = field(KubernetesSettings())
+    workloads: WorkloadSettings = field(WorkloadSettings())
     # Not read from the `aiinfra:` namespace: filled from the stack's identity and `aws:region`.
     project: str = field("aiinfra")
     stack: str = field("dev")
@@ -173,6 +184,7 @@ class PlatformSettings(Section):
         if reserved:
             raise where.child("extraTags").error(
                 f"'{sorted(reserved)[0]}' is set from settings and cannot be overridden")
+        check_compute(self.node_pools, self.workloads, self.network.az_count, where)
 
     def name(self, role: str) -> str:
         """`<project>-<stack>-<role>`: the one naming rule for every resource."""
