@@ -111,11 +111,20 @@ def _arn_builders() -> dict[str, OutputBuilder]:
                           "clusterSecurityGroupId": "sg-" + digest(c.name, "cluster-sg")},
             "status": "ACTIVE", "platformVersion": "eks.1"},
         "aws:msk/cluster:Cluster": lambda c: {
-            "arn": c.arn("kafka", f"cluster/{c.physical_name}/{c.resource_id}"),
+            "arn": c.arn("kafka", f"cluster/{c.physical_name}/{c.resource_id}"), "clusterUuid": c.resource_id,
             "bootstrapBrokersSaslIam": ",".join(
                 f"b-{i}.{c.physical_name}.{digest(c.name, length=6)}.c2.kafka.{c.region}.amazonaws.com:9098"
-                for i in range(1, 4)),
-            "zookeeperConnectString": ""},
+                for i in range(1, int(c.inputs.get("numberOfBrokerNodes") or 3) + 1)),
+            "currentVersion": "K3AEGXETSR30VB", "zookeeperConnectString": ""},
+        "aws:msk/configuration:Configuration": lambda c: {
+            "arn": c.arn("kafka", f"configuration/{c.physical_name}/{c.resource_id}"), "latestRevision": 1},
+        "aws:ec2/vpcEndpoint:VpcEndpoint": lambda c: {
+            "arn": c.arn("ec2", f"vpc-endpoint/{c.resource_id}"),
+            **({"prefixListId": "pl-" + digest(c.name, length=8)}
+               if c.inputs.get("vpcEndpointType") == "Gateway" else {})},
+        "random:index/randomPassword:RandomPassword": lambda c: {
+            "result": "offline" + digest(c.name, "password", length=int(c.inputs.get("length") or 16) - 7),
+            "bcryptHash": "$2a$10$" + digest(c.name, "bcrypt", length=53)},
         "aws:elasticache/replicationGroup:ReplicationGroup": lambda c: {
             "arn": c.arn("elasticache", f"replicationgroup:{c.physical_name}"),
             "primaryEndpointAddress": f"master.{c.physical_name}.{digest(c.name, length=6)}.use1.cache.amazonaws.com",

@@ -9,9 +9,13 @@ import pulumi_aws as aws
 
 from components.cluster import Cluster
 from components.encryption import EncryptionKeys
+from components.feature_store import FeatureStore
+from components.inference import Inference, ServingSecurityGroup
+from components.monitoring import Monitoring
 from components.network import Network
 from components.settings import PlatformSettings
 from components.storage import Storage
+from components.streaming import Streaming
 
 
 class AiPlatform(pulumi.ComponentResource):
@@ -30,6 +34,19 @@ class AiPlatform(pulumi.ComponentResource):
         self.network = Network("network", settings, keys=self.keys, opts=child)
         self.storage = Storage("storage", settings, keys=self.keys, opts=child)
         self.cluster = Cluster("cluster", settings, network=self.network, keys=self.keys, opts=child)
+        # Data and serving services: MSK and Redis admit only the EKS nodes and the endpoints; monitoring comes
+        # before the endpoints because their blue/green rollout rolls back on its alarms.
+        self.serving = ServingSecurityGroup("serving", settings, network=self.network, opts=child)
+        data_clients = [self.cluster.node_security_group.id, self.serving.security_group.id]
+        self.streaming = Streaming("streaming", settings, network=self.network, keys=self.keys,
+                                   clients=data_clients, opts=child)
+        self.feature_store = FeatureStore("feature-store", settings, network=self.network, keys=self.keys,
+                                          clients=data_clients, opts=child)
+        self.monitoring = Monitoring("monitoring", settings, keys=self.keys, streaming=self.streaming,
+                                     feature_store=self.feature_store, opts=child)
+        self.inference = Inference("inference", settings, network=self.network, keys=self.keys,
+                                   storage=self.storage, security_group=self.serving.security_group,
+                                   alarms=self.monitoring.endpoint_alarms, opts=child)
 
         self.outputs: dict[str, Any] = {
             "environment": settings.environment,
@@ -46,5 +63,16 @@ class AiPlatform(pulumi.ComponentResource):
             "clusterEndpoint": self.cluster.endpoint,
             "clusterOidcProviderArn": self.cluster.oidc_provider.arn,
             "nodeSecurityGroupId": self.cluster.node_security_group.id,
+            "kafkaClusterArn": self.streaming.cluster.arn,
+            "kafkaBootstrapBrokers": self.streaming.bootstrap_brokers,
+            "kafkaProducerPolicyArn": self.streaming.producer_policy.arn,
+            "kafkaConsumerPolicyArn": self.streaming.consumer_policy.arn,
+            "featureStoreEndpoint": self.feature_store.endpoint,
+            "featureStoreReaderEndpoint": self.feature_store.reader_endpoint,
+            "featureStoreSecretArn": self.feature_store.secret.arn,
+            "servingSecurityGroupId": self.serving.security_group.id,
+            "alarmTopicArn": self.monitoring.topic.arn,
+            "dashboardName": self.monitoring.dashboard.dashboard_name,
+            "inferenceEndpoints": self.inference.summary,
         }
         self.register_outputs(self.outputs)

@@ -1,0 +1,221 @@
+"""SageMaker endpoints: private models, encrypted volumes and data capture, canary rollout with alarm rollback.
+
+The endpoints' security group is its own small component, built before MSK and Redis, because those name it as
+a client; the endpoints themselves are built after monitoring, because their rollout names its alarms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.context import AccountContext
+from components.encryption import EncryptionKeys
+from components.iam import policy_document, service_assume_role_policy
+from components.log_groups import encrypted_log_group
+from components.network import Network
+from components.settings import EndpointSettings, PlatformSettings
+from components.storage import Storage
+
+if TYPE_CHECKING:
+    from components.monitoring import EndpointAlarms
+
+# One variant per endpoint, named the same in every configuration: blue/green updates require that.
+VARIANT_NAME = "primary"
+HTTPS = 443
+# Where endpoints reach the data services (TCP ports), inside the VPC only.
+DATA_SERVICE_PORTS = {"kafka": 9098, "redis": 6379}
+METRICS_NAMESPACE = "aiinfra/serving"
+
+
+def endpoint_name(settings: PlatformSettings, spec: EndpointSettings) -> str:
+    """The endpoint's physical name; alarms watch this name, so it is derived in one place."""
+    return settings.name(spec.name)
+
+
+def capture_prefix(spec: EndpointSettings) -> str:
+    return f"data-capture/{spec.name}"
+
+
+class ServingSecurityGroup(pulumi.ComponentResource):
+    """The endpoints' own security group: no ingress (SageMaker fronts invocations), egress only where needed."""
+
+    security_group: aws.ec2.SecurityGroup
+
+    def __init__(self, name: str, settings: PlatformSettings, *, network: Network,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aiinfra:inference:ServingSecurityGroup", name, None, opts)
+        egress = [{"protocol": "tcp", "from_port": HTTPS, "to_port": HTTPS, "cidr_blocks": [network.cidr],
+                   "description": "AWS APIs through the interface VPC endpoints"},
+                  {"protocol": "tcp", "from_port": HTTPS, "to_port": HTTPS,
+                   "prefix_list_ids": [network.s3_endpoint.prefix_list_id],
+                   "description": "model artifacts and data capture through the S3 gateway endpoint"}]
+        egress += [{"protocol": "tcp", "from_port": port, "to_port": port, "cidr_blocks": [network.cidr],
+                    "description": f"{service} inside the VPC"} for service, port in DATA_SERVICE_PORTS.items()]
+        self.security_group = aws.ec2.SecurityGroup(
+            name, vpc_id=network.vpc.id, name=settings.name("serving"),
+            description="SageMaker endpoints: no inbound; outbound to AWS endpoints, S3, Kafka and Redis",
+            ingress=[], egress=egress, tags={"Name": settings.name("serving")},
+            opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"securityGroupId": self.security_group.id})
+
+
+class Inference(pulumi.ComponentResource):
+    """For each endpoint in settings: role, model, endpoint configuration, endpoint and autoscaling."""
+
+    endpoints: dict[str, aws.sagemaker.Endpoint]
+    configurations: dict[str, aws.sagemaker.EndpointConfiguration]
+    roles: dict[str, aws.iam.Role]
+    scaling_targets: dict[str, aws.appautoscaling.Target]
+
+    def __init__(self, name: str, settings: PlatformSettings, *, network: Network, keys: EncryptionKeys,
+                 storage: Storage, security_group: aws.ec2.SecurityGroup,
+                 alarms: Mapping[str, EndpointAlarms], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aiinfra:inference:Inference", name, None, opts)
+        self._settings = settings
+        self._ctx = AccountContext.lookup(settings.region, self)
+        self.endpoints, self.configurations, self.roles, self.scaling_targets = {}, {}, {}, {}
+        self.summary: dict[str, Any] = {}
+        for spec in settings.endpoints:
+            self._endpoint(f"{name}-{spec.name}", spec, network=network, keys=keys, storage=storage,
+                           security_group=security_group, rollback=alarms[spec.name].rollback)
+        self.register_outputs({"endpoints": self.summary})
+
+    def _endpoint(self, rid: str, spec: EndpointSettings, *, network: Network, keys: EncryptionKeys,
+                  storage: Storage, security_group: aws.ec2.SecurityGroup,
+                  rollback: Sequence[aws.cloudwatch.MetricAlarm]) -> None:
+        settings = self._settings
+        child = pulumi.ResourceOptions(parent=self)
+        name = endpoint_name(settings, spec)
+        models = storage.buckets["models"]
+        data = storage.buckets["datasets"]
+        # SageMaker writes container logs to this fixed group; declaring it first makes it encrypted and bounded.
+        log_group = encrypted_log_group(
+            f"{rid}-logs", log_group_name=f"/aws/sagemaker/Endpoints/{name}", retention_days=spec.log_retention_days,
+            kms_key_arn=keys.arn("logs"), parent=self)
+        role = aws.iam.Role(
+            f"{rid}-execution", name=settings.name(f"{spec.name}-sagemaker"),
+            description=f"SageMaker execution role of endpoint {name}",
+            assume_role_policy=service_assume_role_policy(
+                "sagemaker.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": self._ctx.account_id}}),
+            opts=child)
+        grant = aws.iam.RolePolicy(
+            f"{rid}-execution", role=role.id,
+            policy=self._execution_policy(spec, keys=keys, storage=storage, log_group=log_group),
+            opts=child)
+        self.roles[spec.name] = role
+
+        model = aws.sagemaker.Model(
+            f"{rid}-model", execution_role_arn=role.arn,
+            primary_container={
+                "image": pulumi.Output.concat(storage.repositories["serving"].repository_url, ":", spec.image_tag),
+                "model_data_url": pulumi.Output.concat(
+                    "s3://", models.bucket, "/", spec.model_prefix, "/", spec.model_archive),
+                "environment": {**spec.environment, "AIINFRA_ENDPOINT": name,
+                                "AIINFRA_METRICS_NAMESPACE": METRICS_NAMESPACE},
+            },
+            vpc_config={"subnets": network.private_subnet_ids, "security_group_ids": [security_group.id]},
+            # SageMaker checks the role's access when the model is created: the grant must be in place first.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]))
+
+        configuration = aws.sagemaker.EndpointConfiguration(
+            f"{rid}-config", kms_key_arn=keys.arn("models"),
+            production_variants=[{
+                "variant_name": VARIANT_NAME, "model_name": model.name, "instance_type": spec.instance_type,
+                "initial_instance_count": spec.instance_count, "initial_variant_weight": 1.0,
+            }],
+            data_capture_config={
+                "enable_capture": True, "initial_sampling_percentage": spec.capture_percent,
+                "destination_s3_uri": pulumi.Output.concat("s3://", data.bucket, "/", capture_prefix(spec)),
+                "kms_key_id": keys.arn("data"),
+                "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
+                "capture_content_type_header": {"json_content_types": ["application/json"],
+                                                "csv_content_types": ["text/csv"]},
+            },
+            opts=child)
+        rollout = spec.rollout
+        endpoint = aws.sagemaker.Endpoint(
+            rid, name=name, endpoint_config_name=configuration.name,
+            deployment_config={
+                "blue_green_update_policy": {
+                    "traffic_routing_configuration": {
+                        "type": "CANARY",
+                        "canary_size": {"type": "CAPACITY_PERCENT", "value": rollout.canary_percent},
+                        "wait_interval_in_seconds": rollout.bake_seconds,
+                    },
+                    "termination_wait_in_seconds": rollout.termination_wait_seconds,
+                    "maximum_execution_timeout_in_seconds": rollout.max_execution_seconds,
+                },
+                # The monitoring component's own alarm objects: a rollback watches exactly what pages people.
+                "auto_rollback_configuration": {"alarms": [{"alarm_name": alarm.name} for alarm in rollback]},
+            },
+            opts=child)
+        scaling = spec.autoscaling
+        target = aws.appautoscaling.Target(
+            f"{rid}-scaling", service_namespace="sagemaker", scalable_dimension="sagemaker:variant:DesiredInstanceCount",
+            resource_id=pulumi.Output.concat("endpoint/", endpoint.name, "/variant/", VARIANT_NAME),
+            min_capacity=scaling.min_instances, max_capacity=scaling.max_instances, opts=child)
+        aws.appautoscaling.Policy(
+            f"{rid}-scaling", name=f"{name}-invocations", policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace, scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": float(scaling.invocations_per_instance),
+                "predefined_metric_specification": {"predefined_metric_type": "SageMakerVariantInvocationsPerInstance"},
+                "scale_in_cooldown": scaling.scale_in_cooldown_seconds,
+                "scale_out_cooldown": scaling.scale_out_cooldown_seconds,
+            }, opts=child)
+
+        self.endpoints[spec.name] = endpoint
+        self.configurations[spec.name] = configuration
+        self.scaling_targets[spec.name] = target
+        self.summary[spec.name] = {
+            "endpointName": endpoint.name,
+            "instanceType": spec.instance_type,
+            "autoscaling": {"min": scaling.min_instances, "max": scaling.max_instances,
+                            "invocationsPerInstance": scaling.invocations_per_instance},
+            "rollout": {"type": "blue/green canary", "canaryPercent": rollout.canary_percent,
+                        "bakeSeconds": rollout.bake_seconds},
+            "rollbackAlarms": [alarm.name for alarm in rollback],
+        }
+
+    def _execution_policy(self, spec: EndpointSettings, *, keys: EncryptionKeys, storage: Storage,
+                          log_group: aws.cloudwatch.LogGroup) -> pulumi.Output[str]:
+        """Read its own model prefix, pull the serving image, capture data under its own prefix, log, emit metrics."""
+        models = storage.bucket_arn("models")
+        data = storage.bucket_arn("datasets")
+        region = self._settings.region
+        return policy_document([
+            {"Sid": "ReadModel", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": pulumi.Output.concat(models, "/", spec.model_prefix, "/*")},
+            {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": models,
+             "Condition": {"StringLike": {"s3:prefix": [f"{spec.model_prefix}/*"]}}},
+            {"Sid": "DecryptModel", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"],
+             "Resource": keys.arn("models"),
+             "Condition": {"StringEquals": {"kms:ViaService": [f"s3.{region}.amazonaws.com",
+                                                               f"ecr.{region}.amazonaws.com"]}}},
+            {"Sid": "PullServingImage", "Effect": "Allow",
+             "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+             "Resource": storage.repositories["serving"].arn},
+            {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+            {"Sid": "WriteDataCapture", "Effect": "Allow", "Action": "s3:PutObject",
+             "Resource": pulumi.Output.concat(data, "/", capture_prefix(spec), "/*")},
+            {"Sid": "EncryptDataCapture", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Encrypt"],
+             "Resource": keys.arn("data"),
+             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+            {"Sid": "WriteLogs", "Effect": "Allow",
+             "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+             "Resource": [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")]},
+            {"Sid": "PutMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+             "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}},
+            # Endpoints in a VPC: SageMaker attaches ENIs in the private subnets on the role's behalf.
+            {"Sid": "VpcNetworkInterfaces", "Effect": "Allow",
+             "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                        "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
+                        "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+                        "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
+             "Resource": "*"},
+        ])
