@@ -19,9 +19,9 @@ class UsageError(Exception):
 
 
 def _commands() -> tuple[ModuleType, ...]:
-    from aiinfra import export, preview
+    from aiinfra import export, policy_command, preview
 
-    return (preview, export)
+    return (preview, export, policy_command)
 
 
 def build_parser() -> argparse.ArgumentParser:
