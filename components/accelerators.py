@@ -88,6 +88,8 @@ class InstanceType:
     """The facts about an accelerated instance type that pod requests and EFA wiring depend on."""
 
     name: str
+    vcpus: int
+    memory_gib: int
     gpus: int = 0
     neuron_devices: int = 0
     neuron_cores: int = 0
@@ -106,20 +108,29 @@ def _types(*entries: InstanceType) -> Mapping[str, InstanceType]:
 # Accelerated types this platform knows (counts from the EC2 instance-type documentation). EFA is wired for
 # the training types that need it for collective traffic: trn1.32xlarge, trn1n.32xlarge, p4d and p5.
 INSTANCE_TYPES: Mapping[str, InstanceType] = _types(
-    InstanceType("g4dn.xlarge", gpus=1), InstanceType("g4dn.2xlarge", gpus=1), InstanceType("g4dn.12xlarge", gpus=4),
-    InstanceType("g5.xlarge", gpus=1), InstanceType("g5.2xlarge", gpus=1), InstanceType("g5.4xlarge", gpus=1),
-    InstanceType("g5.12xlarge", gpus=4), InstanceType("g5.48xlarge", gpus=8),
-    InstanceType("g6.xlarge", gpus=1), InstanceType("g6.2xlarge", gpus=1), InstanceType("g6.12xlarge", gpus=4),
-    InstanceType("g6e.xlarge", gpus=1), InstanceType("g6e.2xlarge", gpus=1), InstanceType("g6e.12xlarge", gpus=4),
-    InstanceType("p4d.24xlarge", gpus=8, network_cards=4, efa=True),
-    InstanceType("p5.48xlarge", gpus=8, network_cards=32, efa=True),
-    InstanceType("trn1.2xlarge", neuron_devices=1, neuron_cores=2),
-    InstanceType("trn1.32xlarge", neuron_devices=16, neuron_cores=32, network_cards=8, efa=True),
-    InstanceType("trn1n.32xlarge", neuron_devices=16, neuron_cores=32, network_cards=16, efa=True),
-    InstanceType("inf2.xlarge", neuron_devices=1, neuron_cores=2),
-    InstanceType("inf2.8xlarge", neuron_devices=1, neuron_cores=2),
-    InstanceType("inf2.24xlarge", neuron_devices=6, neuron_cores=12),
-    InstanceType("inf2.48xlarge", neuron_devices=12, neuron_cores=24),
+    InstanceType("g4dn.xlarge", 4, 16, gpus=1),
+    InstanceType("g4dn.2xlarge", 8, 32, gpus=1),
+    InstanceType("g4dn.12xlarge", 48, 192, gpus=4),
+    InstanceType("g5.xlarge", 4, 16, gpus=1),
+    InstanceType("g5.2xlarge", 8, 32, gpus=1),
+    InstanceType("g5.4xlarge", 16, 64, gpus=1),
+    InstanceType("g5.12xlarge", 48, 192, gpus=4),
+    InstanceType("g5.48xlarge", 192, 768, gpus=8),
+    InstanceType("g6.xlarge", 4, 16, gpus=1),
+    InstanceType("g6.2xlarge", 8, 32, gpus=1),
+    InstanceType("g6.12xlarge", 48, 192, gpus=4),
+    InstanceType("g6e.xlarge", 4, 32, gpus=1),
+    InstanceType("g6e.2xlarge", 8, 64, gpus=1),
+    InstanceType("g6e.12xlarge", 48, 384, gpus=4),
+    InstanceType("p4d.24xlarge", 96, 1152, gpus=8, network_cards=4, efa=True),
+    InstanceType("p5.48xlarge", 192, 2048, gpus=8, network_cards=32, efa=True),
+    InstanceType("trn1.2xlarge", 8, 32, neuron_devices=1, neuron_cores=2),
+    InstanceType("trn1.32xlarge", 128, 512, neuron_devices=16, neuron_cores=32, network_cards=8, efa=True),
+    InstanceType("trn1n.32xlarge", 128, 512, neuron_devices=16, neuron_cores=32, network_cards=16, efa=True),
+    InstanceType("inf2.xlarge", 4, 16, neuron_devices=1, neuron_cores=2),
+    InstanceType("inf2.8xlarge", 32, 128, neuron_devices=1, neuron_cores=2),
+    InstanceType("inf2.24xlarge", 96, 384, neuron_devices=6, neuron_cores=12),
+    InstanceType("inf2.48xlarge", 192, 768, neuron_devices=12, neuron_cores=24),
 )
 
 # General-purpose families a `cpu` pool may use (x86_64, to match the AL2023 x86_64 AMI).

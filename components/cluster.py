@@ -174,15 +174,16 @@ class Cluster(pulumi.ComponentResource):
     def _access_entries(self, name: str, config: ClusterSettings) -> None:
         policy_arn = pulumi.Output.concat("arn:", self.ctx.partition, ":eks::aws:cluster-access-policy/",
                                           CLUSTER_ADMIN_POLICY)
+        self.access_policies: list[pulumi.Resource] = []
         for role_name in config.admin_role_names:
             slug = role_name.replace("/", "-").lower()
             principal = self.ctx.arn("iam", f"role/{role_name}", regional=False)
             entry = aws.eks.AccessEntry(
                 f"{name}-admin-{slug}", cluster_name=self.cluster.name, principal_arn=principal, type="STANDARD",
                 opts=self._child)
-            aws.eks.AccessPolicyAssociation(
+            self.access_policies.append(aws.eks.AccessPolicyAssociation(
                 f"{name}-admin-{slug}", cluster_name=self.cluster.name, principal_arn=entry.principal_arn,
-                policy_arn=policy_arn, access_scope={"type": "cluster"}, opts=self._child)
+                policy_arn=policy_arn, access_scope={"type": "cluster"}, opts=self._child))
 
     # --- add-ons ---------------------------------------------------------------------------------------------
     def _addon(self, addon: str, config: ClusterSettings,

@@ -22,7 +22,7 @@ from components.accelerators import (
     reserved_label_keys,
     reserved_taint_keys,
 )
-from components.config_schema import Section, Where, field, parse_cidr
+from components.config_schema import Section, Where, camel, field, parse_cidr
 
 KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34")
 REQUIRED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver")
@@ -34,6 +34,10 @@ DEFAULT_ADDON_VERSIONS = {
     "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
     "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
 }
+# Key prefixes: where each workload reads and writes (the IAM policies grant exactly these).
+CHECKPOINTS = "checkpoints/"    # datasets bucket
+TRAINED = "training/"           # models bucket: the launcher's and the training Job's output
+COMPILED = "compiled/"          # models bucket: compiled artifacts the server loads
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@/-]{1,64}$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -183,7 +187,8 @@ class NodePoolSettings(Section):
                     list(self.instance_types))
             if not PROFILE_SPECS[self.profile].is_accelerated:
                 raise where.child("capacityType").error(
-                    f"{pool}: Capacity Blocks reserve accelerated instances; allowed: on-demand, spot", "capacity-block")
+                    f"{pool}: Capacity Blocks reserve accelerated instances; allowed: on-demand, spot",
+                    "capacity-block")
         elif self.capacity_reservation_id is not None:
             raise where.child("capacityReservationId").error(
                 f"{pool}: only used with capacityType: capacity-block", self.capacity_reservation_id)
@@ -245,7 +250,6 @@ class KubernetesSettings(Section):
         for key in ("nvidia_device_plugin_version", "neuron_chart_version", "efa_device_plugin_version"):
             value = getattr(self, key)
             if not _VERSION.match(value):
-                from components.config_schema import camel
                 raise where.child(camel(key)).error("pin an exact chart version (like 1.2.3)", value)
 
 
@@ -264,7 +268,13 @@ class CompilationJobSettings(Section):
 
     pool: str = field("infer", doc="inferentia node pool the Job runs on")
     neuron_cores: int = field(1, min=1, max=24)
+    source_prefix: str = field(f"{TRAINED}current", doc="models-bucket prefix of the trained model to compile")
     suspend: bool = field(True, doc="declare the Job suspended; the compilation launcher starts it")
+
+    def check(self, where: Where) -> None:
+        if not self.source_prefix.startswith(TRAINED) or self.source_prefix == TRAINED or ".." in self.source_prefix:
+            raise where.child("sourcePrefix").error(
+                f"the compiler reads trained models only; allowed: {TRAINED}<name>", self.source_prefix)
 
 
 @dataclass(frozen=True)
@@ -276,14 +286,15 @@ class ServingSettings(Section):
     max_replicas: int = field(4, min=1, max=1000)
     accelerators_per_pod: int = field(1, min=1, max=32, doc="neuron cores or GPUs per replica")
     target_cpu_utilization: int = field(70, min=10, max=95)
-    model_prefix: str = field("serving/current", doc="models-bucket prefix holding the compiled model")
+    model_prefix: str = field(f"{COMPILED}current", doc="models-bucket prefix holding the compiled model")
 
     def check(self, where: Where) -> None:
         if self.min_replicas > self.max_replicas:
             raise where.child("minReplicas").error(f"must not exceed maxReplicas ({self.max_replicas})",
                                                    self.min_replicas)
-        if self.model_prefix.startswith("/") or not self.model_prefix:
-            raise where.child("modelPrefix").error("a key prefix without a leading slash", self.model_prefix)
+        if not self.model_prefix.startswith(COMPILED) or self.model_prefix == COMPILED or ".." in self.model_prefix:
+            raise where.child("modelPrefix").error(
+                f"the server may read compiled models only; allowed: {COMPILED}<name>", self.model_prefix)
 
 
 @dataclass(frozen=True)
@@ -308,8 +319,8 @@ WORKLOAD_PROFILES: Mapping[str, tuple[str, ...]] = {
 }
 
 
-def check_compute(node_pools: Sequence[NodePoolSettings], workloads: WorkloadSettings, az_count: int,
-                  where: Where) -> None:
+def check_compute(node_pools: Sequence[NodePoolSettings], workloads: WorkloadSettings,
+                  kubernetes: KubernetesSettings, az_count: int, where: Where) -> None:
     """Rules across sections: unique pools, a home for system pods, EFA AZs that exist, workloads on fitting pools."""
     pools_where = where.child("nodePools")
     seen: dict[str, int] = {}
@@ -343,6 +354,87 @@ def check_compute(node_pools: Sequence[NodePoolSettings], workloads: WorkloadSet
         raise where.child("workloads").child("training").child("nodes").error(
             f"pool '{training.name}' scales to {training.max_size} nodes; allowed: 1..{training.max_size}",
             workloads.training.nodes)
+    _check_fits(by_name, workloads, where.child("workloads"))
+    _check_quotas(by_name, workloads, kubernetes, where.child("kubernetes"))
+
+
+def per_node(pool: NodePoolSettings, what: str) -> int:
+    """The least of `what` (gpus, neuron_devices, neuron_cores, network_cards) any node of the pool has."""
+    return min(getattr(t, what) for t in pool.catalog)
+
+
+@dataclass(frozen=True)
+class PodSize:
+    """What one workload pod requests: CPU and memory, and its accelerator and EFA devices."""
+
+    cpu: int
+    memory_gib: int
+    accelerators: int = 0
+    efa_interfaces: int = 0
+
+
+# The server and the compiler are small next to their nodes (inf2.xlarge: 4 vCPUs, 16 GiB).
+SERVING_POD = PodSize(cpu=1, memory_gib=4)
+COMPILATION_POD = PodSize(cpu=2, memory_gib=8)
+
+
+def training_pod(pool: NodePoolSettings) -> PodSize:
+    """A training pod takes a whole node: every Neuron device and EFA card, three quarters of CPU and memory
+    (the rest is for the kubelet, system reservations and the node's daemon sets)."""
+    return PodSize(
+        cpu=per_node(pool, "vcpus") * 3 // 4, memory_gib=per_node(pool, "memory_gib") * 3 // 4,
+        accelerators=per_node(pool, "neuron_devices"),
+        efa_interfaces=per_node(pool, "network_cards") if pool.efa_enabled else 0)
+
+
+def workload_demand(by_name: Mapping[str, NodePoolSettings], workloads: WorkloadSettings) -> dict[str, dict[str, int]]:
+    """What each namespace's workloads request at most, per quota field: quotas must leave room for them."""
+    training = by_name[workloads.training.pool]
+    serve_pool = by_name[workloads.serving.pool]
+    serving_field = "gpus" if serve_pool.profile == "nvidia-gpu" else "neuron_cores"
+    nodes, replicas = workloads.training.nodes, workloads.serving.max_replicas
+    pod = training_pod(training)
+    return {
+        "training": {
+            "cpu": nodes * pod.cpu + COMPILATION_POD.cpu,
+            "memory_gib": nodes * pod.memory_gib + COMPILATION_POD.memory_gib,
+            "pods": nodes + 1,
+            "neuron_devices": nodes * pod.accelerators,
+            "efa_interfaces": nodes * pod.efa_interfaces,
+            "neuron_cores": workloads.compilation.neuron_cores,
+        },
+        "serving": {
+            "cpu": replicas * SERVING_POD.cpu, "memory_gib": replicas * SERVING_POD.memory_gib, "pods": replicas,
+            serving_field: replicas * workloads.serving.accelerators_per_pod,
+        },
+    }
+
+
+def _check_fits(by_name: Mapping[str, NodePoolSettings], workloads: WorkloadSettings, where: Where) -> None:
+    serve_pool = by_name[workloads.serving.pool]
+    serving_field = "gpus" if serve_pool.profile == "nvidia-gpu" else "neuron_cores"
+    room = per_node(serve_pool, serving_field)
+    if workloads.serving.accelerators_per_pod > room:
+        raise where.child("serving").child("acceleratorsPerPod").error(
+            f"pool '{serve_pool.name}' nodes have {room} {serving_field.replace('_', ' ')}; allowed: 1..{room}",
+            workloads.serving.accelerators_per_pod)
+    compile_pool = by_name[workloads.compilation.pool]
+    room = per_node(compile_pool, "neuron_cores")
+    if workloads.compilation.neuron_cores > room:
+        raise where.child("compilation").child("neuronCores").error(
+            f"pool '{compile_pool.name}' nodes have {room} neuron cores; allowed: 1..{room}",
+            workloads.compilation.neuron_cores)
+
+
+def _check_quotas(by_name: Mapping[str, NodePoolSettings], workloads: WorkloadSettings,
+                  kubernetes: KubernetesSettings, where: Where) -> None:
+    for namespace, demand in workload_demand(by_name, workloads).items():
+        quota: QuotaSettings = getattr(kubernetes, f"{namespace}_quota")
+        for key, needed in demand.items():
+            if getattr(quota, key) < needed:
+                raise where.child(f"{namespace}Quota").child(camel(key)).error(
+                    f"the {namespace} workloads request up to {needed}; allowed: at least {needed}",
+                    getattr(quota, key))
 
 
 __all__ = [

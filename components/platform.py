@@ -8,14 +8,19 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cluster import Cluster
+from components.cluster_workloads import ClusterWorkloads
+from components.compute_settings import CHECKPOINTS
 from components.encryption import EncryptionKeys
 from components.feature_store import FeatureStore
 from components.inference import Inference, ServingSecurityGroup
+from components.kubernetes_addons import KubernetesAddons
 from components.monitoring import Monitoring
 from components.network import Network
+from components.node_pools import NodePools
 from components.settings import PlatformSettings
 from components.storage import Storage
 from components.streaming import Streaming
+from components.workload_identity import SERVICE_ACCOUNTS, WorkloadIdentity
 
 
 class AiPlatform(pulumi.ComponentResource):
@@ -34,6 +39,17 @@ class AiPlatform(pulumi.ComponentResource):
         self.network = Network("network", settings, keys=self.keys, opts=child)
         self.storage = Storage("storage", settings, keys=self.keys, opts=child)
         self.cluster = Cluster("cluster", settings, network=self.network, keys=self.keys, opts=child)
+        self.node_pools = NodePools("node-pools", settings, cluster=self.cluster, network=self.network,
+                                    keys=self.keys, opts=child)
+        node_groups = list(self.node_pools.node_groups.values())
+        self.cluster.install_node_addons(node_groups, data_key_arn=self.keys.arn("data"))
+        self.workload_identity = WorkloadIdentity("workload-identity", settings, cluster=self.cluster,
+                                                  network=self.network, storage=self.storage, keys=self.keys,
+                                                  opts=child)
+        self.kubernetes = KubernetesAddons("kubernetes", settings, cluster=self.cluster,
+                                           identity=self.workload_identity, node_groups=node_groups, opts=child)
+        self.cluster_workloads = ClusterWorkloads("workloads", settings, addons=self.kubernetes,
+                                                  storage=self.storage, keys=self.keys, opts=child)
         # Data and serving services: MSK and Redis admit only the EKS nodes and the endpoints; monitoring comes
         # before the endpoints because their blue/green rollout rolls back on its alarms.
         self.serving = ServingSecurityGroup("serving", settings, network=self.network, opts=child)
@@ -63,6 +79,14 @@ class AiPlatform(pulumi.ComponentResource):
             "clusterEndpoint": self.cluster.endpoint,
             "clusterOidcProviderArn": self.cluster.oidc_provider.arn,
             "nodeSecurityGroupId": self.cluster.node_security_group.id,
+            "nodeGroups": {name: g.node_group_name for name, g in self.node_pools.node_groups.items()},
+            "trainingRoleArn": self.workload_identity.sagemaker_training_role.arn,
+            "trainingSecurityGroupId": self.workload_identity.training_security_group.id,
+            "checkpointS3Uri": pulumi.Output.concat("s3://", self.storage.buckets["datasets"].bucket, "/",
+                                                   CHECKPOINTS),
+            **{f"{role}ServiceAccountRoleArn": r.arn
+               for role, r in self.workload_identity.service_account_roles.items()},
+            **{f"{role}ServiceAccount": f"{spec.namespace}/{spec.name}" for role, spec in SERVICE_ACCOUNTS.items()},
             "kafkaClusterArn": self.streaming.cluster.arn,
             "kafkaBootstrapBrokers": self.streaming.bootstrap_brokers,
             "kafkaProducerPolicyArn": self.streaming.producer_policy.arn,

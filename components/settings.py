@@ -418,7 +418,7 @@ class PlatformSettings(Section):
         if reserved:
             raise where.child("extraTags").error(
                 f"'{sorted(reserved)[0]}' is set from settings and cannot be overridden")
-        check_compute(self.node_pools, self.workloads, self.network.az_count, where)
+        check_compute(self.node_pools, self.workloads, self.kubernetes, self.network.az_count, where)
         seen: set[str] = set()
         for i, endpoint in enumerate(self.endpoints):
             if endpoint.name in seen:

@@ -1,0 +1,167 @@
+"""IAM for the workloads: IRSA roles for the training, compilation and serving service accounts, and the
+SageMaker execution role and security group the training launcher runs jobs with.
+
+Each role may touch only its own slice of the buckets: training reads datasets and writes checkpoints and
+trained models, compilation turns trained models into compiled ones, serving reads compiled models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from components.cluster import Cluster
+from components.compute_settings import CHECKPOINTS, COMPILED, TRAINED
+from components.context import AccountContext
+from components.encryption import EncryptionKeys
+from components.iam import policy_document, service_assume_role_policy
+from components.network import Network
+from components.settings import PlatformSettings
+from components.storage import Storage
+
+KEY_WRITE = ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
+@dataclass(frozen=True)
+class ServiceAccountSpec:
+    namespace: str
+    name: str
+    purpose: str
+
+
+SERVICE_ACCOUNTS: Mapping[str, ServiceAccountSpec] = {
+    "training": ServiceAccountSpec("training", "trainer", "read datasets, write checkpoints and trained models"),
+    "compilation": ServiceAccountSpec("training", "compiler", "read trained models, write compiled models"),
+    "serving": ServiceAccountSpec("serving", "model-server", "read compiled models"),
+}
+
+
+def _objects(bucket: aws.s3.Bucket, prefix: str = "") -> pulumi.Output[str]:
+    return pulumi.Output.concat(bucket.arn, "/", prefix, "*")
+
+
+def _list(bucket: aws.s3.Bucket, *prefixes: str) -> dict[str, Any]:
+    """ListBucket, limited to `prefixes` when given."""
+    statement: dict[str, Any] = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket.arn}
+    if prefixes:
+        statement["Condition"] = {"StringLike": {"s3:prefix": [f"{p}*" for p in prefixes]}}
+    return statement
+
+
+def data_statements(role: str, storage: Storage, keys: EncryptionKeys) -> list[dict[str, Any]]:
+    """The S3 and KMS statements for one workload role: nothing beyond its own prefixes and keys."""
+    datasets, models = storage.buckets["datasets"], storage.buckets["models"]
+    if role == "training":
+        return [
+            {**_list(datasets), "Sid": "ListDatasets"},
+            {"Sid": "ReadDatasets", "Effect": "Allow", "Action": "s3:GetObject", "Resource": _objects(datasets)},
+            {"Sid": "WriteCheckpoints", "Effect": "Allow", "Action": ["s3:PutObject", "s3:DeleteObject"],
+             "Resource": _objects(datasets, CHECKPOINTS)},
+            {**_list(models, TRAINED), "Sid": "ListTrainedModels"},
+            {"Sid": "WriteTrainedModels", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+             "Resource": _objects(models, TRAINED)},
+            {"Sid": "DataKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.arn("data")},
+            {"Sid": "ModelsKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.arn("models")},
+        ]
+    if role == "compilation":
+        return [
+            {**_list(models, TRAINED, COMPILED), "Sid": "ListModels"},
+            {"Sid": "ReadTrainedModels", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": _objects(models, TRAINED)},
+            {"Sid": "WriteCompiledModels", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
+             "Resource": _objects(models, COMPILED)},
+            {"Sid": "ModelsKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.arn("models")},
+        ]
+    if role == "serving":
+        return [
+            {**_list(models, COMPILED), "Sid": "ListCompiledModels"},
+            {"Sid": "ReadCompiledModels", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": _objects(models, COMPILED)},
+            {"Sid": "ModelsKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": keys.arn("models")},
+        ]
+    raise KeyError(role)
+
+
+class WorkloadIdentity(pulumi.ComponentResource):
+    """IRSA roles per service account, plus the SageMaker training role and security group."""
+
+    service_account_roles: dict[str, aws.iam.Role]
+    sagemaker_training_role: aws.iam.Role
+    training_security_group: aws.ec2.SecurityGroup
+
+    def __init__(self, name: str, settings: PlatformSettings, *, cluster: Cluster, network: Network,
+                 storage: Storage, keys: EncryptionKeys, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aiinfra:workload_identity:WorkloadIdentity", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.service_account_roles = {}
+        policies: dict[str, aws.iam.Policy] = {}
+        for role, spec in SERVICE_ACCOUNTS.items():
+            policies[role] = aws.iam.Policy(
+                f"{name}-{role}-data", description=f"{settings.name(role)}: {spec.purpose}",
+                policy=policy_document(data_statements(role, storage, keys)), opts=child)
+            irsa = cluster.irsa_role(f"{name}-{role}", spec.namespace, spec.name,
+                                     description=f"{spec.namespace}/{spec.name}: {spec.purpose}", parent=self)
+            aws.iam.RolePolicyAttachment(f"{name}-{role}", role=irsa.name, policy_arn=policies[role].arn,
+                                         opts=child)
+            self.service_account_roles[role] = irsa
+        self._sagemaker_training(name, settings, network, storage, keys, policies["training"])
+        self.register_outputs({
+            **{f"{role}ServiceAccountRoleArn": r.arn for role, r in self.service_account_roles.items()},
+            "trainingRoleArn": self.sagemaker_training_role.arn,
+            "trainingSecurityGroupId": self.training_security_group.id,
+        })
+
+    def _sagemaker_training(self, name: str, settings: PlatformSettings, network: Network, storage: Storage,
+                            keys: EncryptionKeys, data_policy: aws.iam.Policy) -> None:
+        """The role and group SageMaker training jobs run with: the same data access as the training pods,
+        plus what SageMaker itself needs (image pull, logs, metrics, network interfaces in the VPC)."""
+        child = pulumi.ResourceOptions(parent=self)
+        ctx = AccountContext.lookup(settings.region, self)
+        role = aws.iam.Role(
+            f"{name}-sagemaker-training", description="SageMaker training jobs (workloads.training.launch)",
+            assume_role_policy=service_assume_role_policy(
+                "sagemaker.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": ctx.account_id}}),
+            opts=child)
+        aws.iam.RolePolicyAttachment(f"{name}-sagemaker-training-data", role=role.name,
+                                     policy_arn=data_policy.arn, opts=child)
+        log_groups = ctx.arn("logs", "log-group:/aws/sagemaker/TrainingJobs*")
+        aws.iam.RolePolicy(
+            f"{name}-sagemaker-training-runtime", role=role.id,
+            policy=policy_document([
+                {"Sid": "PullTrainingImage", "Effect": "Allow",
+                 "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+                 "Resource": storage.repositories["training"].arn},
+                {"Sid": "RegistryToken", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                {"Sid": "Logs", "Effect": "Allow",
+                 "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents",
+                            "logs:DescribeLogStreams"],
+                 "Resource": [log_groups, pulumi.Output.concat(log_groups, ":*")]},
+                {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
+                 "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}},
+                {"Sid": "VpcInterfaces", "Effect": "Allow",
+                 "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
+                            "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
+                            "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
+                            "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
+                 "Resource": "*"},
+                {"Sid": "EncryptedVolumes", "Effect": "Allow", "Action": "kms:CreateGrant",
+                 "Resource": [keys.arn("data"), keys.arn("models")],
+                 "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+            ]), opts=child)
+        self.sagemaker_training_role = role
+        group_name = settings.name("sagemaker-training")
+        self.training_security_group = aws.ec2.SecurityGroup(
+            f"{name}-sagemaker-training", vpc_id=network.vpc.id, name=group_name,
+            description="SageMaker training instances: traffic between the job's own instances",
+            tags={"Name": group_name}, opts=child)
+        group = self.training_security_group
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-sagemaker-training-self", security_group_id=group.id, referenced_security_group_id=group.id,
+            ip_protocol="-1", description="distributed training between the job's instances", opts=child)
+        aws.vpc.SecurityGroupEgressRule(
+            f"{name}-sagemaker-training-egress", security_group_id=group.id, cidr_ipv4="0.0.0.0/0",
+            ip_protocol="-1", description="S3, ECR and AWS APIs; the job's own instances", opts=child)
