@@ -19,9 +19,9 @@ class UsageError(Exception):
 
 
 def _commands() -> tuple[ModuleType, ...]:
-    from aiinfra import export, policy_command, preview
+    from aiinfra import cost, diagram, export, policy_command, preview
 
-    return (preview, export, policy_command)
+    return (preview, export, policy_command, cost, diagram)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -89,6 +89,7 @@ NO_CHARGE = {
     "aws:eks/accessPolicyAssociation:AccessPolicyAssociation", "aws:eks/podIdentityAssociation:PodIdentityAssociation",
     "aws:sns/topicSubscription:TopicSubscription", "aws:sns/topicPolicy:TopicPolicy",
     "aws:cloudwatch/dashboard:Dashboard", "aws:cloudwatch/logResourcePolicy:LogResourcePolicy",
+    "aws:secretsmanager/secretVersion:SecretVersion", "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
 }
 # Kinds billed only by usage: listed as unpriced with what drives their bill.
 USAGE_BASED = {

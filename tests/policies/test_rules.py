@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
 
-from tests.policies.policy_programs import KEY_ARN, RULES, findings, policy, tagged_provider
+from policy_programs import KEY_ARN, RULES, findings, policy, tagged_provider
 
 Program = Callable[[], Any]
 

@@ -1,0 +1,95 @@
+"""`aiinfra cost`: the stack's estimated monthly cost per resource and per component, from the shipped price
+table. The policy pack's `monthly-budget` rule uses the same estimate."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import defaultdict
+from typing import Any
+
+from aiinfra.cli import UsageError
+from aiinfra.cost_model import Estimate, estimate, load_prices
+from aiinfra.graph import ResourceGraph
+from aiinfra.policy_runner import resource_views
+from aiinfra.stack_args import add_stack_arguments, synthesize_from_args
+from policies.rules import Stack
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("cost", help="estimate a stack's monthly cost from the shipped price table")
+    add_stack_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    graph = synthesize_from_args(args)
+    result = estimate_graph(graph)
+    print(json.dumps(as_json(graph, result), indent=2) if args.json else render(graph, result))
+    return 0
+
+
+def estimate_graph(graph: ResourceGraph) -> Estimate:
+    region = str(graph.config.get("aws:region", "us-east-1"))
+    try:
+        prices = load_prices(region)
+    except LookupError as exc:
+        raise UsageError(str(exc)) from None
+    return estimate(Stack(resource_views(graph)), prices)
+
+
+def _component(graph: ResourceGraph, urn: str) -> str:
+    record = graph.by_urn.get(urn)
+    component = graph.component_of(record) if record is not None else None
+    return component.type.removeprefix("aiinfra:") if component else "(no component)"
+
+
+def by_component(graph: ResourceGraph, result: Estimate) -> dict[str, float]:
+    totals: dict[str, float] = defaultdict(float)
+    for line in result.lines:
+        totals[_component(graph, line.resource.urn)] += line.monthly
+    return {k: round(v, 2) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
+def render(graph: ResourceGraph, result: Estimate) -> str:
+    prices = result.prices
+    lines = [f"Estimated monthly cost of {graph.project}/{graph.stack}: ${result.total:,.2f} {prices.currency}/month",
+             f"  on-demand ${result.total_by('on-demand'):,.2f}, spot ${result.total_by('spot'):,.2f}, "
+             f"fixed-rate ${result.total_by('fixed'):,.2f}", ""]
+    rows = sorted(result.lines, key=lambda line: (_component(graph, line.resource.urn), -line.monthly))
+    width = max((len(line.resource.name) for line in rows), default=8)
+    current = None
+    for line in rows:
+        component = _component(graph, line.resource.urn)
+        if component != current:
+            lines.append(f"{component}  ${by_component(graph, result)[component]:,.2f}")
+            current = component
+        kind = line.resource.type.split(":")[-1]
+        lines.append(f"    {line.resource.name:<{width}}  {kind:<22} {line.pricing:<9} ${line.monthly:>11,.2f}  "
+                     f"{line.detail}")
+    lines.append("")
+    lines.append(f"Unpriced ({len(result.unpriced)}; not included in the total):")
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for item in result.unpriced:
+        groups[(item.resource.type, item.reason)].append(item.resource.name)
+    for (type_token, reason), names in sorted(groups.items()):
+        lines.append(f"    {len(names):>3} x {type_token}: {reason} ({', '.join(sorted(names)[:4])}"
+                     f"{', ...' if len(names) > 4 else ''})")
+    lines.append(f"No charge by themselves: {result.no_charge} resources (IAM, routing, configuration).")
+    lines.append(f"Prices: {prices.region}, {prices.date}, {prices.hours:g} h/month. Source: {prices.source}")
+    return "\n".join(lines)
+
+
+def as_json(graph: ResourceGraph, result: Estimate) -> dict[str, Any]:
+    return {
+        "stack": graph.stack, "currency": result.prices.currency, "total": result.total,
+        "totals": {p: result.total_by(p) for p in ("on-demand", "spot", "fixed")},
+        "byComponent": by_component(graph, result),
+        "prices": {"region": result.prices.region, "date": result.prices.date, "source": result.prices.source},
+        "resources": [{"urn": line.resource.urn, "type": line.resource.type, "name": line.resource.name,
+                       "component": _component(graph, line.resource.urn), "monthly": line.monthly,
+                       "pricing": line.pricing, "detail": line.detail} for line in result.lines],
+        "unpriced": [{"urn": u.resource.urn, "type": u.resource.type, "name": u.resource.name, "reason": u.reason}
+                     for u in result.unpriced],
+    }
