@@ -41,6 +41,15 @@ def load_graph(args: argparse.Namespace) -> ResourceGraph:
     return synthesize_from_args(args)
 
 
+def policy_section(graph: ResourceGraph) -> tuple[str, bool]:
+    """The policy report `aiinfra preview` prints under its summary, and whether a mandatory policy failed
+    (preview then fails, as `pulumi preview --policy-pack` does)."""
+    findings = evaluate(graph)
+    report = render_report(findings, title="Policies (policies/, as `pulumi preview --policy-pack policies`)",
+                           rule_count=len(ALL_RULES), resource_count=sum(1 for r in graph if r.custom))
+    return report, bool(mandatory(findings))
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         config = load_policy_config(args.config) if args.config is not None else {}

@@ -20,7 +20,11 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     graph = synthesize_from_args(args)
     print(render_summary(graph))
-    return 0
+    from aiinfra.policy_command import policy_section
+
+    section, blocking = policy_section(graph)
+    print("\n" + section)
+    return 1 if blocking else 0
 
 
 def render_summary(graph: ResourceGraph) -> str:
