@@ -166,9 +166,13 @@ class NodePoolSettings(Section):
     def _check_type(self, instance_type: str, where: Where, pool: str) -> None:
         owner = profile_of_family(family_of(instance_type))
         allowed = ", ".join(allowed_types(self.profile))
+        if owner is None:
+            raise where.error(f"{pool}: not an instance family {self.profile} pools take; allowed: {allowed}",
+                              instance_type)
         if owner != self.profile:
-            kind = f"an {owner}" if owner and owner[0] in "aeiou" else (f"a {owner}" if owner else "not a known")
-            raise where.error(f"{pool}: {kind} instance type, not {self.profile}; allowed: {allowed}", instance_type)
+            article = "an" if owner in ("inferentia", "nvidia-gpu") else "a"
+            raise where.error(f"{pool}: {article} {owner} instance type, not {self.profile}; allowed: {allowed}",
+                              instance_type)
         if self.profile == "cpu":
             if not re.fullmatch(r"[a-z0-9]+\.[a-z0-9-]+", instance_type):
                 raise where.error(f"{pool}: not an EC2 instance type; allowed: {allowed}", instance_type)

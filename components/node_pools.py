@@ -61,6 +61,7 @@ class NodePools(pulumi.ComponentResource):
         self.pools = {pool.name: pool for pool in settings.node_pools}
         for pool in settings.node_pools:
             self._pool(pool)
+        self.summary = {pool.name: self._summary(pool) for pool in settings.node_pools}
         self.register_outputs({
             "nodeGroups": {n: g.node_group_name for n, g in self.node_groups.items()},
             "placementGroups": {n: g.name for n, g in self.placement_groups.items()},
@@ -148,6 +149,17 @@ class NodePools(pulumi.ComponentResource):
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
             tags={"Name": settings.name(pool.name)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(self._cluster.addons.values())))
+
+    def _summary(self, pool: NodePoolSettings) -> pulumi.Output[str]:
+        """One line an operator reads in a preview: AMI, types, size, capacity, taint, EFA placement."""
+        taints = ", ".join(f"{t.key}={t.value}:{t.effect}" for t in pool_taints(pool)) or "no taint"
+        text = (f"{PROFILE_SPECS[pool.profile].ami_type} {'/'.join(pool.instance_types)} "
+                f"x{pool.min_size}-{pool.max_size} {pool.capacity_type}, {taints}")
+        if not pool.efa_enabled:
+            return pulumi.Output.from_input(text)
+        zone = self._network.availability_zones[pool.efa_availability_zone]
+        return pulumi.Output.concat(text, f", EFA x{pool.catalog[0].network_cards} in ", zone,
+                                    " (placement group ", self.placement_groups[pool.name].name, ")")
 
     @staticmethod
     def _capacity_block(pool: NodePoolSettings) -> dict[str, object]:
