@@ -83,7 +83,7 @@ def test_int8_quantized_cpu_artifact(tiny_bert_dir, tmp_path, capsys):
                                  "--quantize", "--out", str(out))
     assert code == 0, err
     manifest = Manifest.load(out)
-    assert manifest.quantized and manifest.compiler.args == ["quantize_dynamic(Linear, qint8)"]
+    assert manifest.quantized and manifest.compiler.args == ["quantize_dynamic(Linear, qint8, per-channel)"]
     assert manifest.numeric_check.tolerances == {"cosine_min": 0.99, "max_abs_diff": 0.1}
     assert 0 < manifest.numeric_check.max_abs_diff <= 0.1, "int8 changes the numbers a little, not a lot"
 
