@@ -123,7 +123,7 @@ def _arn_builders() -> dict[str, OutputBuilder]:
             **({"prefixListId": "pl-" + digest(c.name, length=8)}
                if c.inputs.get("vpcEndpointType") == "Gateway" else {})},
         "random:index/randomPassword:RandomPassword": lambda c: {
-            "result": "offline" + digest(c.name, "password", length=int(c.inputs.get("length") or 16) - 7),
+            "result": "MockPassword" + digest(c.name, "password", length=int(c.inputs.get("length") or 16) - 12),
             "bcryptHash": "$2a$10$" + digest(c.name, "bcrypt", length=53)},
         "aws:elasticache/replicationGroup:ReplicationGroup": lambda c: {
             "arn": c.arn("elasticache", f"replicationgroup:{c.physical_name}"),

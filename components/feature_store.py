@@ -90,7 +90,7 @@ class FeatureStore(pulumi.ComponentResource):
             snapshot_window="03:00-04:00" if config.snapshot_retention_days else None,
             maintenance_window="sun:05:00-sun:06:00",
             final_snapshot_identifier=f"{self.group_id}-final" if config.snapshot_retention_days else None,
-            auto_minor_version_upgrade=True, apply_immediately=not settings.is_prod,
+            auto_minor_version_upgrade=True, apply_immediately=config.apply_immediately,
             log_delivery_configurations=[{"destination": slow_log.name, "destination_type": "cloudwatch-logs",
                                           "log_format": "json", "log_type": "slow-log"}],
             tags={"Name": self.group_id}, opts=child)

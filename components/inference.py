@@ -79,6 +79,8 @@ class Inference(pulumi.ComponentResource):
         self._ctx = AccountContext.lookup(settings.region, self)
         self.endpoints, self.configurations, self.roles, self.scaling_targets = {}, {}, {}, {}
         self.summary: dict[str, Any] = {}
+        # One-line summaries per endpoint (`textClassifierEndpoint`), for stack outputs and previews.
+        self.descriptions: dict[str, pulumi.Output[str]] = {}
         for spec in settings.endpoints:
             self._endpoint(f"{name}-{spec.name}", spec, network=network, keys=keys, storage=storage,
                            security_group=security_group, rollback=alarms[spec.name].rollback)
@@ -172,6 +174,11 @@ class Inference(pulumi.ComponentResource):
         self.endpoints[spec.name] = endpoint
         self.configurations[spec.name] = configuration
         self.scaling_targets[spec.name] = target
+        head, *rest = spec.name.split("-")
+        self.descriptions[head + "".join(w.title() for w in rest) + "Endpoint"] = pulumi.Output.concat(
+            endpoint.name, f": {spec.instance_type} x{scaling.min_instances}-{scaling.max_instances} "
+            f"@{scaling.invocations_per_instance}/instance, canary {rollout.canary_percent}% bake "
+            f"{rollout.bake_seconds}s, rollback on {len(rollback)} alarms")
         self.summary[spec.name] = {
             "endpointName": endpoint.name,
             "instanceType": spec.instance_type,

@@ -100,5 +100,6 @@ class AiPlatform(pulumi.ComponentResource):
             "alarmTopicArn": self.monitoring.topic.arn,
             "dashboardName": self.monitoring.dashboard.dashboard_name,
             "inferenceEndpoints": self.inference.summary,
+            **self.inference.descriptions,
         }
         self.register_outputs(self.outputs)

@@ -231,10 +231,11 @@ class FeatureStoreSettings(Section):
     snapshot_retention_days: int = field(7, min=0, max=35)
     slow_log_retention_days: int = field(90, choices=LOG_RETENTION_DAYS)
     secret_recovery_days: int = field(30, min=7, max=30, doc="how long a deleted auth-token secret is recoverable")
+    apply_immediately: bool = field(False, doc="apply changes now instead of in the maintenance window")
 
     ENV_DEFAULTS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "dev": {"node_type": "cache.t4g.small", "replicas": 0, "snapshot_retention_days": 0,
-                "slow_log_retention_days": 14, "secret_recovery_days": 7},
+                "slow_log_retention_days": 14, "secret_recovery_days": 7, "apply_immediately": True},
         "staging": {"node_type": "cache.t4g.medium", "replicas": 1, "snapshot_retention_days": 1,
                     "slow_log_retention_days": 30},
     }
