@@ -133,6 +133,7 @@ class LevelResult:
     client_cpu_us_per_req: float
     client_cpu_share: float   # client CPU seconds per wall second (1.0 = one full core)
     server_cpu_share: float
+    server_cpu_ms_per_req: float  # server CPU time per answered request: robust to other load on the machine
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -211,7 +212,8 @@ def drive(port: int, server_pid: int, texts: list[str], concurrency: int, warmup
         concurrency=concurrency, requests=len(lat), errors=errors, seconds=round(window, 2),
         rps=len(lat) / window, p50_ms=pct(0.50), p90_ms=pct(0.90), p99_ms=pct(0.99),
         client_cpu_us_per_req=cpu / max(1, completed) * 1e6,
-        client_cpu_share=cpu / wall, server_cpu_share=srv / wall)
+        client_cpu_share=cpu / wall, server_cpu_share=srv / wall,
+        server_cpu_ms_per_req=srv / max(1, completed) * 1000)
 
 
 # --- processes -------------------------------------------------------------------------------------------
@@ -266,6 +268,7 @@ def measure_limit(model_dir: str, texts: list[str], batch: int, threads: int, du
     predictor.predict(texts[:batch])
     predictor.predict(texts[:batch])
     done, i, times = 0, 0, []
+    cpu0 = time.process_time()
     start_t = time.perf_counter()
     while time.perf_counter() - start_t < duration_s:
         chunk = texts[i:i + batch] if i + batch <= len(texts) else texts[:batch]
@@ -275,12 +278,13 @@ def measure_limit(model_dir: str, texts: list[str], batch: int, threads: int, du
         times.append(time.perf_counter() - t0)
         done += len(chunk)
     wall = time.perf_counter() - start_t
+    cpu = time.process_time() - cpu0
     single = []
     for t in texts[:200]:
         t0 = time.perf_counter()
         predictor.predict([t])
         single.append(time.perf_counter() - t0)
-    return {"inputs_per_s": done / wall, "batch": batch, "batch_ms_median": statistics.median(times) * 1000,
+    return {"inputs_per_s": done / wall, "cpu_ms_per_input": cpu / done * 1000, "batch": batch, "batch_ms_median": statistics.median(times) * 1000,
             "batch1_inputs_per_s": len(single) / sum(single), "batch1_ms_median": statistics.median(single) * 1000,
             "dim": predictor.info.dim}
 
@@ -320,7 +324,7 @@ def main() -> None:
 
     limit = measure_limit(a.model_dir, texts, a.max_batch_size, a.torch_threads, a.duration)
     print(f"limit (in-process, batch {limit['batch']}): {limit['inputs_per_s']:.1f} inputs/s "
-          f"({limit['batch_ms_median']:.1f} ms per batch); batch 1: {limit['batch1_inputs_per_s']:.1f} inputs/s "
+          f"({limit['batch_ms_median']:.1f} ms per batch, {limit['cpu_ms_per_input']:.1f} CPU ms per input); batch 1: {limit['batch1_inputs_per_s']:.1f} inputs/s "
           f"({limit['batch1_ms_median']:.1f} ms)", flush=True)
 
     results: dict[str, list[LevelResult]] = {}
@@ -342,7 +346,8 @@ def main() -> None:
                 results[name].append(r)
                 print(f"{name:<7} c={c:<3} {r.rps:7.1f} req/s  p50 {r.p50_ms:7.1f} ms  p99 {r.p99_ms:7.1f} ms  "
                       f"errors {r.errors}  client CPU {r.client_cpu_us_per_req:5.0f} us/req "
-                      f"({r.client_cpu_share:.2f} core)  server CPU {r.server_cpu_share:.2f} cores", flush=True)
+                      f"({r.client_cpu_share:.2f} core)  server CPU {r.server_cpu_share:.2f} cores, "
+                      f"{r.server_cpu_ms_per_req:.1f} ms/req", flush=True)
         finally:
             stop(proc)
 
