@@ -166,16 +166,42 @@ class SlowPredictor:
         return self.inner.predict(texts)
 
 
-class RedisServer:
-    """A real `redis-server` on a free port with persistence off; optional password."""
+def make_tls_files(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1, made with the openssl command line."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.pem", "server.key", "server.csr",
+                                                          "server.pem"))
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\n")
 
-    def __init__(self, password: str | None = None) -> None:
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+        "-keyout", str(ca_key), "-out", str(ca))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "1",
+        "-extfile", str(ext), "-out", str(cert))
+    return {"ca": ca, "cert": cert, "key": key}
+
+
+class RedisServer:
+    """A real `redis-server` on a free port with persistence off; optional password and TLS-only listener."""
+
+    def __init__(self, password: str | None = None, tls: dict[str, Path] | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server")
         self.port = free_port()
         self.password = password
-        cmd = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.tls = tls
+        cmd = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        if tls:
+            cmd += ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(tls["cert"]),
+                    "--tls-key-file", str(tls["key"]), "--tls-ca-cert-file", str(tls["ca"]),
+                    "--tls-auth-clients", "no"]
+        else:
+            cmd += ["--port", str(self.port)]
         if password:
             cmd += ["--requirepass", password]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -191,12 +217,13 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'rediss' if self.tls else 'redis'}://127.0.0.1:{self.port}/0"
 
     def client(self) -> Any:
         import redis
 
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=2)
+        extra = {"ssl": True, "ssl_ca_certs": str(self.tls["ca"])} if self.tls else {}
+        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=2, **extra)
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from serving_helpers import (RedisServer, SlowPredictor, ThreadServer, distinct_texts, free_port, metric_value,
-                             post_json, request)
+from serving_helpers import (RedisServer, SlowPredictor, ThreadServer, distinct_texts, free_port, make_tls_files,
+                             metric_value, post_json, request)
 
 from workloads.serving.config import ServerConfig
 from workloads.serving.model import load_predictor
@@ -90,6 +90,33 @@ def test_redis_is_shared_across_replicas_with_a_ttl(tiny_bert_encoder_dir: Path,
         keys = client.keys("aiinfra:serve:*")
         assert len(keys) == 4 and all(0 < client.ttl(k) <= 120 for k in keys)
         assert all(k.decode().startswith(f"aiinfra:serve:{encoder.info.identity}:") for k in keys)
+    finally:
+        redis.stop()
+
+
+@needs_redis
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command not installed (needed to make certs)")
+def test_redis_over_tls_with_auth_token(tiny_bert_encoder_dir: Path, encoder, tmp_path: Path) -> None:
+    tls = make_tls_files(tmp_path / "tls")
+    redis = RedisServer(password="tls-token", tls=tls)
+    try:
+        plain_url = redis.url.replace("rediss://", "redis://")
+        config = _config(tiny_bert_encoder_dir, cache_size=0, redis_url=plain_url, redis_tls=True,
+                         redis_ca_file=str(tls["ca"]), redis_auth_token="tls-token", redis_timeout_ms=1000)
+        counting = SlowPredictor(encoder, 0.0)
+        with ThreadServer(config, counting) as srv:
+            counting.batches.clear()
+            first = post_json(srv.port, "/invocations", {"inputs": ["very good book"]})
+            for _ in range(100):
+                if redis.client().keys("aiinfra:serve:*"):
+                    break
+                time.sleep(0.02)
+            second = post_json(srv.port, "/invocations", {"inputs": ["very good book"]})
+            metrics = _metrics(srv.port)
+        assert first[0] == 200 and second[0] == 200
+        assert counting.batches == [1]  # the second answer came from Redis, over TLS
+        assert metric_value(metrics, "serving_cache_hits_total", {"tier": "redis"}) == 1
+        assert metric_value(metrics, "serving_cache_backend_errors_total", {"backend": "redis"}) == 0
     finally:
         redis.stop()
 

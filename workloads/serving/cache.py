@@ -52,7 +52,8 @@ class RedisCache:
     BACKEND = "redis"
 
     def __init__(self, url: str, *, metrics: Metrics, auth_token: str | None = None, tls: bool = False,
-                 ttl_s: int = 3600, timeout_s: float = 0.05, retry_after_s: float = 2.0) -> None:
+                 ca_file: str | None = None, ttl_s: int = 3600, timeout_s: float = 0.05,
+                 retry_after_s: float = 2.0) -> None:
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -66,6 +67,8 @@ class RedisCache:
         }
         if auth_token:
             kwargs["password"] = auth_token
+        if ca_file and url.startswith("rediss://"):
+            kwargs["ssl_ca_certs"] = ca_file
         self._client = Redis.from_url(url, **kwargs)
         self._ttl = ttl_s
         self._timeout = timeout_s

@@ -37,6 +37,7 @@ class ServerConfig:
     redis_url: str | None = None
     redis_auth_token: str | None = None
     redis_tls: bool = False
+    redis_ca_file: str | None = None
     redis_ttl_s: int = 3600
     redis_timeout_ms: float = 50.0
     shutdown_grace_s: float = 25.0
@@ -118,6 +119,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--redis-tls", action="store_true",
                    default=str(env("redis_tls", "")).lower() in ("1", "true", "yes"),
                    help="use TLS to Redis even when the URL says redis://")
+    p.add_argument("--redis-ca-file", default=env("redis_ca_file", None),
+                   help="CA bundle that signs the Redis server's TLS certificate (default: the system's)")
     p.add_argument("--redis-ttl", dest="redis_ttl_s", type=_positive_int,
                    default=env("redis_ttl", "3600"), help="seconds a shared cache entry lives")
     p.add_argument("--redis-timeout-ms", type=_positive_float,
@@ -156,6 +159,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         max_seq_len=args.max_seq_len,
         torch_threads=args.torch_threads,
         cache_size=args.cache_size, redis_url=args.redis_url, redis_auth_token=args.redis_auth_token,
-        redis_tls=args.redis_tls, redis_ttl_s=args.redis_ttl_s, redis_timeout_ms=args.redis_timeout_ms,
+        redis_tls=args.redis_tls, redis_ca_file=args.redis_ca_file, redis_ttl_s=args.redis_ttl_s,
+        redis_timeout_ms=args.redis_timeout_ms,
         shutdown_grace_s=args.shutdown_grace_s, log_level=args.log_level, access_log=args.access_log,
     )

@@ -57,7 +57,8 @@ def build_service(config: ServerConfig, predictor: Predictor, metrics: Metrics) 
     redis = None
     if config.redis_url:
         redis = RedisCache(config.redis_url, metrics=metrics, auth_token=config.redis_auth_token,
-                           tls=config.redis_tls, ttl_s=config.redis_ttl_s, timeout_s=config.redis_timeout_ms / 1000)
+                           tls=config.redis_tls, ca_file=config.redis_ca_file, ttl_s=config.redis_ttl_s,
+                           timeout_s=config.redis_timeout_ms / 1000)
     cache = ResultCache(predictor.info.identity, predictor.info.dim, metrics=metrics,
                         lru=LRUCache(config.cache_size) if config.cache_size else None, redis=redis)
     return InferenceService(predictor, batcher, cache, config.request_timeout_s)
