@@ -190,7 +190,7 @@ class StreamingSettings(Section):
 
     ENV_DEFAULTS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "dev": {"broker_instance_type": "kafka.t3.small", "volume_size_gb": 20, "max_volume_size_gb": 100,
-                "enhanced_monitoring": "PER_BROKER", "log_retention_days": 14, "default_partitions": 3,
+                "enhanced_monitoring": "PER_BROKER", "log_retention_days": 30, "default_partitions": 3,
                 "retention_hours": 24},
         "staging": {"volume_size_gb": 50, "max_volume_size_gb": 250, "log_retention_days": 30},
     }
@@ -235,7 +235,7 @@ class FeatureStoreSettings(Section):
 
     ENV_DEFAULTS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
         "dev": {"node_type": "cache.t4g.small", "replicas": 0, "snapshot_retention_days": 0,
-                "slow_log_retention_days": 14, "secret_recovery_days": 7, "apply_immediately": True},
+                "slow_log_retention_days": 30, "secret_recovery_days": 7, "apply_immediately": True},
         "staging": {"node_type": "cache.t4g.medium", "replicas": 1, "snapshot_retention_days": 1,
                     "slow_log_retention_days": 30},
     }
@@ -310,7 +310,7 @@ class EndpointSettings(Section):
     alarms: EndpointAlarmSettings = field(EndpointAlarmSettings())
 
     ENV_DEFAULTS: ClassVar[Mapping[str, Mapping[str, Any]]] = {
-        "dev": {"capture_percent": 20, "log_retention_days": 14}, "staging": {"log_retention_days": 30}}
+        "dev": {"capture_percent": 20, "log_retention_days": 30}, "staging": {"log_retention_days": 30}}
 
     def check(self, where: Where) -> None:
         if not ENDPOINT_NAME.fullmatch(self.name):
