@@ -15,6 +15,9 @@ from workloads.compilation.compile import main
 from workloads.compilation.manifest import Manifest
 from workloads.compilation.model import load_exportable
 
+# TorchScript (trace, script, save, load) is the artifact contract; its deprecation notices are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit")
+
 LOAD_WITHOUT_CLASS = """
 import json, sys, torch
 module = torch.jit.load(sys.argv[1] + "/model.pt")

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 import torch
 
 from workloads.compilation.compile import main
 from workloads.compilation.manifest import Manifest
 from workloads.compilation.model import load_exportable
+
+# TorchScript (trace, script, save, load) is the artifact contract; its deprecation notices are expected.
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit")
 
 
 def test_inferentia_compiles_with_flags_dynamic_batch_and_manifest(fake_torch_neuronx, tiny_bert_dir, tmp_path,

@@ -18,7 +18,7 @@ def train_args(demo, tiny_bert_dir, out, **extra):
     args = ["--train", str(demo["train"]), "--validation", str(demo["validation"]),
             "--model-name-or-path", str(tiny_bert_dir), "--model-dir", str(out / "model"),
             "--checkpoint-dir", str(out / "checkpoints"), "--sagemaker-base-dir", str(out / "opt-ml"),
-            "--epochs", "2", "--batch-size", "16", "--learning-rate", "3e-3", "--log-format", "json"]
+            "--epochs", "2", "--batch-size", "16", "--learning-rate", "5e-3", "--log-format", "json"]
     for key, value in extra.items():
         args += ["--" + key.replace("_", "-"), str(value)]
     return args
@@ -30,7 +30,7 @@ def json_lines(text):
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    return write_demo(tmp_path_factory.mktemp("demo"), train=640, validation=128, seed=3)
+    return write_demo(tmp_path_factory.mktemp("demo"), train=384, validation=128, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -47,9 +47,9 @@ def reference_run(demo, tiny_bert_dir, tmp_path_factory):
 def test_training_learns_and_writes_a_hugging_face_model(reference_run):
     out, lines = reference_run
     steps = [r["step"] for r in lines if r["event"] == "train"]
-    assert steps == list(range(1, 81)), "640 examples / 16 per step x 2 epochs, one line per step"
+    assert steps == list(range(1, 49)), "384 examples / 16 per step x 2 epochs, one line per step"
     metrics = json.loads((out / "model" / "metrics.json").read_text())
-    assert metrics["step"] == 80 and metrics["labels"] == ["negative", "positive"]
+    assert metrics["step"] == 48 and metrics["labels"] == ["negative", "positive"]
     assert metrics["validation_accuracy"] >= 0.9, metrics  # chance is 0.5
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")
     assert model.config.id2label == {0: "negative", 1: "positive"}
@@ -63,7 +63,7 @@ def test_rerun_after_completion_resumes_at_the_end(reference_run, demo, tiny_ber
     out, _ = reference_run
     assert main(train_args(demo, tiny_bert_dir, out, log_interval=1, checkpoint_interval=0)) == 0
     captured = capsys.readouterr()
-    assert "resuming from" in captured.err and "at step 80" in captured.err
+    assert "resuming from" in captured.err and "at step 48" in captured.err
     assert not [r for r in json_lines(captured.out) if r["event"] == "train"], "no step is repeated"
 
 
@@ -157,10 +157,10 @@ def test_sigterm_mid_epoch_then_restart_continues_without_gap_or_repeat(referenc
 
     _, reference = reference_run
     argv = train_args(demo, tiny_bert_dir, tmp_path, log_interval=1, checkpoint_interval=0)
-    code, first, err = _run_until_sigterm(argv, stop_after_step=10)
+    code, first, err = _run_until_sigterm(argv, stop_after_step=5)
     assert code == 143, err
     stopped = max(r["step"] for r in first if r["event"] == "train")
-    assert 10 <= stopped < 40, "stopped within the first epoch (40 steps)"
+    assert 5 <= stopped < 24, "stopped within the first epoch (24 steps)"
     assert f"interrupted: checkpoint at step {stopped}" in err
     assert (tmp_path / "checkpoints" / f"step-{stopped:08d}" / "COMPLETE.json").is_file()
     assert not (tmp_path / "model" / "model.safetensors").exists()
@@ -171,8 +171,8 @@ def test_sigterm_mid_epoch_then_restart_continues_without_gap_or_repeat(referenc
     assert f"at step {stopped} (epoch 0, batch {stopped})" in second.stderr
     resumed = json_lines(second.stdout)
     steps = [r["step"] for r in first + resumed if r["event"] == "train"]
-    assert steps == list(range(1, 81)), "same final step, no gap, no repeat"
+    assert steps == list(range(1, 49)), "same final step, no gap, no repeat"
     losses = [r["train_loss"] for r in first + resumed if r["event"] == "train"]
     expected = [r["train_loss"] for r in reference if r["event"] == "train"]
     assert losses == pytest.approx(expected, rel=1e-4, abs=1e-5), "the loss curve continues where it stopped"
-    assert json.loads((tmp_path / "model" / "metrics.json").read_text())["step"] == 80
+    assert json.loads((tmp_path / "model" / "metrics.json").read_text())["step"] == 48
