@@ -162,7 +162,7 @@ class Cluster(pulumi.ComponentResource):
             ip_protocol="-1", description="node to node (pod networking)", opts=self._child)
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-nodes-from-control-plane", security_group_id=group.id,
-            referenced_security_group_id=self.cluster.vpc_config.apply(lambda v: v.cluster_security_group_id),
+            referenced_security_group_id=self.cluster_security_group_id,
             ip_protocol="tcp", from_port=443, to_port=10250,
             description="control plane to kubelet and webhooks", opts=self._child)
         aws.vpc.SecurityGroupEgressRule(

@@ -13,6 +13,7 @@ from compute_graph import (
     node_groups,
     one,
     policy,
+    role_by_arn,
     template_security_groups,
 )
 
@@ -37,7 +38,7 @@ def test_secrets_are_envelope_encrypted_with_the_cluster_key(stack_graph, stack)
     encryption = one(graph, CLUSTER).inputs["encryptionConfig"]
     assert encryption["resources"] == ["secrets"]
     assert encryption["provider"]["keyArn"] == graph.stack_outputs["clusterKeyArn"]
-    role = next(r for r in graph.of_type("aws:iam/rolePolicy:RolePolicy") if r.name == "cluster-control-plane-secrets-key")
+    role = one(graph, "aws:iam/rolePolicy:RolePolicy", "cluster-control-plane-secrets-key")
     statement = policy(role.inputs["policy"])["Statement"][0]
     assert statement["Resource"] == graph.stack_outputs["clusterKeyArn"]
     assert "kms:Decrypt" in statement["Action"] and "kms:*" not in statement["Action"]
@@ -114,7 +115,7 @@ def test_addon_versions_come_from_settings(synth_with):
 def test_addons_with_aws_access_use_irsa_roles_for_their_own_service_account(stack_graph, addon, account):
     graph = stack_graph("prod")
     record = next(r for r in graph.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == addon)
-    role = next(r for r in graph.of_type("aws:iam/role:Role") if r.outputs["arn"] == record.inputs["serviceAccountRoleArn"])
+    role = role_by_arn(graph, record.inputs["serviceAccountRoleArn"])
     trust = policy(role.inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
     assert trust["Principal"] == {"Federated": graph.stack_outputs["clusterOidcProviderArn"]}

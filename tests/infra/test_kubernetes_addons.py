@@ -9,6 +9,7 @@ from compute_graph import (
     as_list,
     node_groups,
     one,
+    pod_specs,
     policy,
     role_by_arn,
     stack_document,
@@ -80,8 +81,7 @@ def test_neuron_chart_runs_the_scheduler_extension_that_neuron_pods_name(stack_g
     scheduler = releases(graph)["neuron"].inputs["values"]["scheduler"]
     assert scheduler["enabled"] is True
     assert scheduler["customScheduler"]["enabled"] is True
-    names = {spec.get("schedulerName") for r in graph.of_type("kubernetes:batch/v1:Job", "kubernetes:apps/v1:Deployment")
-             for spec in [r.inputs["spec"]["template"]["spec"]]}
+    names = {pod.get("schedulerName") for _, pod in pod_specs(graph)}
     assert names == {scheduler["customScheduler"]["fullnameOverride"]}
 
 
@@ -131,7 +131,8 @@ def test_namespaces_have_quotas_and_limit_ranges(stack_graph, stack):
     assert set(quotas) == limits == {"training", "serving"}
     for hard in quotas.values():
         assert {"requests.cpu", "requests.memory", "pods", "requests.aws.amazon.com/neuron",
-                "requests.aws.amazon.com/neuroncore", "requests.nvidia.com/gpu", "requests.vpc.amazonaws.com/efa"} <= set(hard)
+                "requests.aws.amazon.com/neuroncore", "requests.nvidia.com/gpu",
+                "requests.vpc.amazonaws.com/efa"} <= set(hard)
 
 
 def test_quota_values_come_from_settings(stack_graph):
