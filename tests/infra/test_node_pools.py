@@ -281,3 +281,18 @@ def test_a_cpu_pool_is_required_for_system_pods(settings_error):
     pools = [p for p in stack_pools("dev").values() if p["profile"] != "cpu"]
     message = settings_error({"aiinfra:nodePools": pools})
     assert "aiinfra:nodePools = [\"train\", \"infer\", \"gpu\"]: needs a cpu pool with minSize >= 1" in message
+
+
+def test_instance_catalog_is_consistent_with_the_profiles():
+    from components.accelerators import INSTANCE_TYPES, PROFILE_SPECS, profile_of_family
+
+    assert {n for n, t in INSTANCE_TYPES.items() if t.efa} == {
+        "trn1.32xlarge", "trn1n.32xlarge", "p4d.24xlarge", "p5.48xlarge"}
+    for name, spec in INSTANCE_TYPES.items():
+        profile = profile_of_family(spec.family)
+        assert profile in ("nvidia-gpu", "trainium", "inferentia"), name
+        devices = spec.gpus if profile == "nvidia-gpu" else spec.neuron_devices
+        assert devices >= 1 and spec.vcpus >= 4 and spec.memory_gib >= 16, name
+        if profile != "nvidia-gpu":
+            assert spec.neuron_cores == 2 * spec.neuron_devices, name
+    assert PROFILE_SPECS["trainium"].taint == PROFILE_SPECS["inferentia"].taint
