@@ -104,7 +104,9 @@ def epoch_order(n: int, *, seed: int, epoch: int, world_size: int, rank: int) ->
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     order = torch.randperm(n, generator=generator).tolist()
     per_rank = -(-n // world_size)
-    order += order[: per_rank * world_size - n]
+    base = list(order)
+    while len(order) < per_rank * world_size:  # cycle (more ranks than examples is legal, if odd)
+        order += base[: per_rank * world_size - len(order)]
     return order[rank::world_size]
 
 

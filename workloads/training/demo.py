@@ -14,6 +14,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from workloads.common.model_dir import quiet_transformers
 from workloads.common.tiny_bert import LABELS, NEGATIVE_WORDS, NEUTRAL_WORDS, POSITIVE_WORDS, build_tiny_bert
 
 
@@ -56,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tiny-model", action="store_true", help="also write a tiny random BERT classifier")
     args = parser.parse_args(argv)
+    quiet_transformers()
     if args.train_examples < 2 or args.validation_examples < 2:
         parser.error("--train-examples and --validation-examples must be at least 2")
     for name, path in write_demo(args.out, train=args.train_examples, validation=args.validation_examples,
