@@ -46,6 +46,7 @@ def test_cpu_classifier_artifact_loads_without_the_model_class(tiny_bert_dir, tm
     assert manifest.input_names == ["input_ids", "attention_mask"] and manifest.input_shapes == [[2, 16], [2, 16]]
     assert manifest.input_dtypes == ["int64", "int64"] and manifest.output_names == ["logits"]
     assert manifest.output_shape == [2, 2] and manifest.dynamic_batch and not manifest.quantized
+    assert manifest.dynamic_seq_len, "traced TorchScript takes shorter inputs too (checked)"
     assert manifest.compiler.name == "torch.jit.trace" and manifest.torch_version == torch.__version__
     assert manifest.source_model_sha256 == model_sha256(tiny_bert_dir)
     assert manifest.numeric_check.passed and manifest.numeric_check.cosine_min >= 0.9999

@@ -33,6 +33,16 @@ def test_round_trip_keeps_every_field(tmp_path):
     assert not list(tmp_path.glob(".manifest.*")), "temporary file left behind"
 
 
+def test_manifest_without_the_optional_fields_still_loads(tmp_path):
+    data = _manifest().to_dict()
+    for optional in ("artifact", "input_names", "dynamic_seq_len"):
+        del data[optional]
+    (tmp_path / "manifest.json").write_text(json.dumps(data))
+    loaded = Manifest.load(tmp_path)
+    assert (loaded.artifact, loaded.input_names, loaded.dynamic_seq_len) == (
+        "model.pt", ["input_ids", "attention_mask"], False)
+
+
 def test_missing_field_is_named_with_the_file(tmp_path):
     data = _manifest().to_dict()
     del data["seq_len"]

@@ -30,6 +30,7 @@ def test_inferentia_compiles_with_flags_dynamic_batch_and_manifest(fake_torch_ne
     assert (manifest.target, manifest.dynamic_batch, manifest.batch_size, manifest.seq_len) == ("inferentia", True,
                                                                                                  2, 16)
     assert manifest.compiler.name == "torch_neuronx.trace" and manifest.compiler.version == "2.99.0-fake"
+    assert not manifest.dynamic_seq_len, "a Neuron graph takes exactly seq_len tokens"
     assert manifest.compiler.args[:2] == ["--target", "inf2"]
     assert manifest.numeric_check.tolerances == {"cosine_min": 0.99, "max_abs_diff": 0.1}
 

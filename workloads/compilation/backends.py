@@ -46,6 +46,7 @@ class Compiled:
     compiler: CompilerInfo
     dynamic_batch: bool
     quantized: bool
+    dynamic_seq_len: bool  # Neuron graphs are fixed-length; traced TorchScript takes shorter inputs too
 
 
 def _quiet_trace(fn, *args, **kwargs):
@@ -73,7 +74,7 @@ def compile_neuron(module: nn.Module, example: tuple[torch.Tensor, ...], options
     if dynamic_batch:
         traced = neuronx.dynamic_batch(traced)
     version = str(getattr(neuronx, "__version__", "unknown"))
-    return Compiled(traced, CompilerInfo("torch_neuronx.trace", version, args), dynamic_batch, False)
+    return Compiled(traced, CompilerInfo("torch_neuronx.trace", version, args), dynamic_batch, False, False)
 
 
 def compile_portable(module: nn.Module, example: tuple[torch.Tensor, ...], target: str, quantize: bool) -> Compiled:
@@ -96,4 +97,4 @@ def compile_portable(module: nn.Module, example: tuple[torch.Tensor, ...], targe
     with torch.no_grad():
         traced = _quiet_trace(torch.jit.trace, module, example, check_trace=False)
     traced = _quiet_trace(torch.jit.freeze, traced.eval()) if not quantize else traced
-    return Compiled(traced, CompilerInfo("torch.jit.trace", torch.__version__, args), True, quantize)
+    return Compiled(traced, CompilerInfo("torch.jit.trace", torch.__version__, args), True, quantize, True)

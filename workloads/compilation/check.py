@@ -1,8 +1,9 @@
 """Compare the compiled artifact with the eager model on held-out inputs before anything is written.
 
-Held-out means not the example the tracer saw: real sentences tokenized and padded to the compiled length,
-plus random token ids with random padding, and (when the artifact claims dynamic batching) a batch of a
-different size. Agreement is the minimum row-wise cosine similarity and the maximum absolute difference.
+Held-out means not the example the tracer saw: real sentences tokenized and padded to the compiled
+length, plus random token ids with random padding, and, for every flexibility the artifact claims, a batch
+that uses it (another batch size for dynamic batching, a shorter length for dynamic sequence length).
+Agreement is the minimum row-wise cosine similarity and the maximum absolute difference.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ HELD_OUT_TEXTS = (
 
 
 def held_out_batches(tokenizer, *, batch_size: int, seq_len: int, vocab_size: int, dynamic_batch: bool,
-                     seed: int = 1234) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                     dynamic_seq_len: bool = False, seed: int = 1234) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Batches of (input_ids, attention_mask), int64 [B, seq_len], none of them the tracing example."""
     texts = list(HELD_OUT_TEXTS)
     while len(texts) < batch_size:
@@ -35,11 +36,15 @@ def held_out_batches(tokenizer, *, batch_size: int, seq_len: int, vocab_size: in
                         return_tensors="pt")
     batches = [(encoded["input_ids"].long(), encoded["attention_mask"].long())]
     generator = torch.Generator().manual_seed(seed)
-    sizes = [batch_size] + ([batch_size + 1 if batch_size == 1 else batch_size - 1] if dynamic_batch else [])
-    for size in sizes:
-        ids = torch.randint(5, max(vocab_size, 6), (size, seq_len), generator=generator)
-        lengths = torch.randint(1, seq_len + 1, (size,), generator=generator)
-        mask = (torch.arange(seq_len).unsqueeze(0) < lengths.unsqueeze(1)).long()
+    shapes = [(batch_size, seq_len)]
+    if dynamic_batch:
+        shapes.append((batch_size + 1 if batch_size == 1 else batch_size - 1, seq_len))
+    if dynamic_seq_len:
+        shapes.append((batch_size, max(2, seq_len // 2)))
+    for size, length in shapes:
+        ids = torch.randint(5, max(vocab_size, 6), (size, length), generator=generator)
+        lengths = torch.randint(1, length + 1, (size,), generator=generator)
+        mask = (torch.arange(length).unsqueeze(0) < lengths.unsqueeze(1)).long()
         batches.append((ids * mask, mask))
     return batches
 

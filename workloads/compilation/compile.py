@@ -126,7 +126,8 @@ def run(args: argparse.Namespace) -> dict:
         compiled = compile_portable(copy.deepcopy(eager) if args.target == "cuda" else eager, example,
                                     args.target, args.quantize)
     batches = check.held_out_batches(tokenizer, batch_size=args.batch_size, seq_len=args.seq_len,
-                                     vocab_size=len(tokenizer), dynamic_batch=compiled.dynamic_batch)
+                                     vocab_size=len(tokenizer), dynamic_batch=compiled.dynamic_batch,
+                                     dynamic_seq_len=compiled.dynamic_seq_len)
     result = check.compare(eager, compiled.module, batches, min_cosine=min_cosine, max_abs_diff=max_abs,
                            device="cuda" if args.target == "cuda" else "cpu")
     if not result.passed:
@@ -139,7 +140,8 @@ def run(args: argparse.Namespace) -> dict:
         target=args.target, task=exportable.task, labels=exportable.labels, input_shapes=[shape, shape],
         input_dtypes=["int64", "int64"], output_names=[exportable.output_name],
         output_shape=[args.batch_size, exportable.output_dim], batch_size=args.batch_size, seq_len=args.seq_len,
-        dynamic_batch=compiled.dynamic_batch, compiler=compiled.compiler, torch_version=torch.__version__,
+        dynamic_batch=compiled.dynamic_batch, dynamic_seq_len=compiled.dynamic_seq_len, compiler=compiled.compiler,
+        torch_version=torch.__version__,
         source_model_sha256=model_sha256(model_dir), numeric_check=result, quantized=compiled.quantized,
     )
     out = publish.write_artifact(args.out, compiled.module, manifest, model_dir)

@@ -63,6 +63,7 @@ class Manifest:
     numeric_check: NumericCheck
     quantized: bool
     artifact: str = "model.pt"
+    dynamic_seq_len: bool = False  # True: inputs may be shorter than seq_len (padding to it is still fine)
     input_names: list[str] = None  # type: ignore[assignment]  # filled in __post_init__
     format_version: int = FORMAT_VERSION
 
@@ -83,7 +84,7 @@ class Manifest:
         values: dict[str, Any] = {}
         for f in fields(cls):
             if f.name not in data:
-                if f.name in ("artifact", "input_names"):
+                if f.name in ("artifact", "input_names", "dynamic_seq_len"):
                     continue
                 raise ManifestError(f"{source}: missing field '{f.name}'")
             values[f.name] = data[f.name]
@@ -159,7 +160,7 @@ def _check(m: Manifest, source: str) -> None:
         raise bad("output_shape", "must be a list of integers")
     if m.task == "classification" and m.output_shape[-1:] != [len(m.labels or [])]:
         raise bad("output_shape", f"last dimension must equal the number of labels ({len(m.labels or [])})")
-    for name in ("dynamic_batch", "quantized"):
+    for name in ("dynamic_batch", "dynamic_seq_len", "quantized"):
         if not isinstance(getattr(m, name), bool):
             raise bad(name, "must be true or false")
     if not isinstance(m.numeric_check.passed, bool):
