@@ -91,9 +91,8 @@ class Streaming(pulumi.ComponentResource):
             },
             client_authentication={"sasl": {"iam": True}, "unauthenticated": False},
             configuration_info={"arn": self.configuration.arn, "revision": self.configuration.latest_revision},
+            # Metrics go to CloudWatch; the Prometheus exporters stay off, as their ports would be a second way in.
             enhanced_monitoring=config.enhanced_monitoring,
-            open_monitoring={"prometheus": {"jmx_exporter": {"enabled_in_broker": True},
-                                            "node_exporter": {"enabled_in_broker": True}}},
             logging_info={"broker_logs": {"cloudwatch_logs": {"enabled": True, "log_group": self.log_group.name}}},
             tags={"Name": self.cluster_name},
             # Storage only grows through the autoscaling policy; don't fight it on the next update.

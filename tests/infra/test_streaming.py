@@ -73,6 +73,7 @@ def test_broker_logs_enhanced_monitoring_and_storage_autoscaling(stack_graph: Ca
     assert logs == {"enabled": True, "logGroup": group["name"]}
     assert group["kmsKeyId"] == key_arn(graph, "logs")
     assert cluster.inputs["enhancedMonitoring"] != "DEFAULT"
+    assert "openMonitoring" not in cluster.inputs  # exporter ports would open a way in besides 9098
     target = record(graph, "aws:appautoscaling/target:Target", "streaming-storage").inputs
     assert target["resourceId"] == cluster.outputs["arn"]
     assert target["scalableDimension"] == "kafka:broker-storage:VolumeSize"
