@@ -18,21 +18,22 @@ SLOW_SERVER = str(Path(__file__).with_name("serving_slow_server.py"))
 
 
 def test_sigterm_drains_the_queue_then_exits(tiny_bert_encoder_dir: Path, tmp_path: Path) -> None:
-    server = ServerProcess(["--delay", "0.15", "--model-dir", str(tiny_bert_encoder_dir), "--max-batch-size", "2",
+    server = ServerProcess(["--delay", "0.3", "--model-dir", str(tiny_bert_encoder_dir), "--max-batch-size", "2",
                             "--max-wait-ms", "0", "--cache-size", "0"], tmp_path / "server.log",
                            entry=[SLOW_SERVER])
-    # 0.15 s per batch of 2: the 12 requests are 0.9 s of work, most of it still queued at SIGTERM.
+    # 0.3 s per batch of 2: the 12 requests are 1.8 s of work, most of it still queued at SIGTERM.
     texts = distinct_texts(12, seed=30)
     try:
         async def run() -> tuple[list[tuple[int, dict]], float]:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
                 url = f"http://127.0.0.1:{server.port}/invocations"
                 pending = [asyncio.ensure_future(_post(session, url, t)) for t in texts]
-                while True:  # wait until the server holds queued work, then pull the plug
+                depth, give_up = 0.0, time.monotonic() + 20
+                while depth < 4 and time.monotonic() < give_up:  # wait for queued work, then pull the plug
                     async with session.get(f"http://127.0.0.1:{server.port}/metrics") as r:
-                        if metric_value(await r.text(), "serving_queue_depth") >= 6:
-                            break
+                        depth = metric_value(await r.text(), "serving_queue_depth")
                     await asyncio.sleep(0.01)
+                assert depth >= 4, "requests never queued up; the test would not exercise draining"
                 t0 = time.monotonic()
                 server.proc.send_signal(signal.SIGTERM)
                 results = await asyncio.gather(*pending)
