@@ -9,35 +9,60 @@ from typing import Any
 from pulumi_policy import (EnforcementLevel, Policy, PolicyConfigSchema, PolicyProviderResource, PolicyResource,
                            ReportViolation, ResourceValidationArgs, ResourceValidationPolicy, Severity,
                            StackValidationArgs, StackValidationPolicy)
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
 from .core import Resource, Rule, Stack
 
 
-def plain(value: Any) -> Any:
-    """CrossGuard hands props as secret-preserving proxies; rules want plain dicts and lists."""
+def plain(value: Any, unknown: list[str], path: str = "") -> Any:
+    """CrossGuard hands props as proxies that raise on values unknown during preview; rules want plain dicts
+    and lists. Unknown values are left out and their paths collected, so the caller can defer a verdict that
+    may depend on them."""
     if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
+        result: dict[str, Any] = {}
+        for key in list(value):
+            try:
+                item = value[key]
+            except UnknownValueError:
+                unknown.append(f"{path}.{key}")
+                continue
+            result[str(key)] = plain(item, unknown, f"{path}.{key}")
+        return result
     if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        return [plain(v) for v in value]
+        items = []
+        for index in range(len(value)):
+            try:
+                item = value[index]
+            except UnknownValueError:
+                unknown.append(f"{path}[{index}]")
+                continue
+            items.append(plain(item, unknown, f"{path}[{index}]"))
+        return items
     return value
 
 
-def _provider_props(provider: PolicyProviderResource | None) -> Mapping[str, Any]:
-    return plain(provider.props) if provider is not None else {}
+def _provider_props(provider: PolicyProviderResource | None, unknown: list[str]) -> Mapping[str, Any]:
+    return plain(provider.props, unknown, "provider") if provider is not None else {}
 
 
-def from_validation_args(args: ResourceValidationArgs) -> Resource:
-    return Resource(type=args.resource_type, props=plain(args.props), urn=args.urn, name=args.name,
-                    provider_props=_provider_props(args.provider),
+def from_validation_args(args: ResourceValidationArgs, unknown: list[str]) -> Resource:
+    return Resource(type=args.resource_type, props=plain(args.props, unknown), urn=args.urn, name=args.name,
+                    provider_props=_provider_props(args.provider, unknown),
                     parent=(args.opts.parent or "") if args.opts is not None else "")
 
 
-def from_policy_resource(resource: PolicyResource) -> Resource:
+def from_policy_resource(resource: PolicyResource, unknown: list[str]) -> Resource:
     deps = {k: tuple(r.urn for r in v) for k, v in (resource.property_dependencies or {}).items()}
-    return Resource(type=resource.resource_type, props=plain(resource.props), urn=resource.urn, name=resource.name,
-                    provider_props=_provider_props(resource.provider), property_dependencies=deps,
-                    dependencies=tuple(r.urn for r in resource.dependencies or []),
+    return Resource(type=resource.resource_type, props=plain(resource.props, unknown), urn=resource.urn,
+                    name=resource.name, provider_props=_provider_props(resource.provider, unknown),
+                    property_dependencies=deps, dependencies=tuple(r.urn for r in resource.dependencies or []),
                     parent=resource.parent.urn if resource.parent is not None else "")
+
+
+def _defer(unknown: list[str]) -> UnknownValueError:
+    """What CrossGuard expects when a verdict needs values only the update will know: it reports that the
+    policy cannot run during preview and runs it again during the update."""
+    return UnknownValueError(UNKNOWN_STRING_VALUE, [unknown[0].lstrip(".")])
 
 
 def to_policy(rule: Rule) -> Policy:
@@ -56,14 +81,31 @@ def to_policy(rule: Rule) -> Policy:
         def validate_resource(args: ResourceValidationArgs, report: ReportViolation) -> None:
             if not rule.applies_to(args.resource_type):
                 return
-            for message in rule.evaluate_resource(from_validation_args(args), rule.config(args.get_config())):
+            unknown: list[str] = []
+            resource = from_validation_args(args, unknown)
+            messages = rule.evaluate_resource(resource, rule.config(args.get_config()))
+            if messages and unknown:
+                raise _defer(unknown)
+            for message in messages:
                 report(message, None)
 
         return ResourceValidationPolicy(validate=validate_resource, **common)
 
     def validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
-        stack = Stack([from_policy_resource(r) for r in args.resources])
-        for violation in rule.evaluate_stack(stack, rule.config(args.get_config())):
+        unknown_by_urn: dict[str, list[str]] = {}
+        views = []
+        for policy_resource in args.resources:
+            unknown: list[str] = []
+            views.append(from_policy_resource(policy_resource, unknown))
+            if unknown:
+                unknown_by_urn[policy_resource.urn] = unknown
+        deferred: list[str] = []
+        for violation in rule.evaluate_stack(Stack(views), rule.config(args.get_config())):
+            if unknown_by_urn and (violation.urn is None or violation.urn in unknown_by_urn):
+                deferred.extend(unknown_by_urn.get(violation.urn or "", []) or next(iter(unknown_by_urn.values())))
+                continue
             report(violation.message, violation.urn)
+        if deferred:
+            raise _defer(deferred)
 
     return StackValidationPolicy(validate=validate_stack, **common)

@@ -11,7 +11,9 @@ from typing import Any
 import pulumi_aws as aws
 import pulumi_policy
 import pytest
-from pulumi_policy import PolicyProviderResource, ResourceValidationArgs
+from pulumi_policy import (PolicyCustomTimeouts, PolicyProviderResource, PolicyResource, PolicyResourceOptions,
+                           ResourceValidationArgs, StackValidationArgs)
+from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from aiinfra.cli import main
 from aiinfra.cost_model import estimate
@@ -56,6 +58,40 @@ def test_live_adapter_reports_through_crossguard_arguments() -> None:
                                   provider, config={"requiredTags": ["environment", "owner", "cost-center"]})
     to_policy(rule).validate(args, lambda message, urn=None: reported.append(message))
     assert reported == ["missing required tag(s) cost-center"]
+
+
+def _live_resource_policy(name: str, props: dict[str, Any]) -> list[str]:
+    reported: list[str] = []
+    rule = next(r for r in ALL_RULES if r.name == name)
+    args = ResourceValidationArgs("aws:cloudwatch/logGroup:LogGroup", unknown_checking_proxy(props), "urn:x",
+                                  "logs", None, None, config=rule.config())
+    to_policy(rule).validate(args, lambda message, urn=None: reported.append(message))
+    return reported
+
+
+def test_live_adapter_defers_verdicts_that_depend_on_preview_unknowns() -> None:
+    # The key ARN is unknown until the key exists: CrossGuard must say "can't run during preview", not fail.
+    with pytest.raises(UnknownValueError) as caught:
+        _live_resource_policy("log-group-cmk", {"kmsKeyId": UNKNOWN_STRING_VALUE, "retentionInDays": 30})
+    assert ".kmsKeyId can't be known during preview" in caught.value.message
+    assert _live_resource_policy("log-retention-minimum", {"kmsKeyId": UNKNOWN_STRING_VALUE, "retentionInDays": 30}) == []
+    assert _live_resource_policy("log-group-cmk", {"retentionInDays": 30}) == [
+        "log group is not encrypted with a customer-managed key (kmsKeyId)"]
+
+
+def test_live_stack_policy_sees_property_dependencies() -> None:
+    options = PolicyResourceOptions(False, [], None, [], PolicyCustomTimeouts(0, 0, 0), [])
+    vpc = PolicyResource("aws:ec2/vpc:Vpc", unknown_checking_proxy({"cidrBlock": "10.0.0.0/16"}), "urn:vpc", "vpc",
+                         options, None, None, [], {})
+    logged = PolicyResource("aws:ec2/vpc:Vpc", unknown_checking_proxy({"id": UNKNOWN_STRING_VALUE}), "urn:vpc2",
+                            "vpc2", options, None, None, [], {})
+    flow = PolicyResource("aws:ec2/flowLog:FlowLog", unknown_checking_proxy({"vpcId": UNKNOWN_STRING_VALUE}),
+                          "urn:fl", "fl", options, None, None, [logged], {"vpcId": [logged]})
+    reported: list[tuple[str, str | None]] = []
+    rule = next(r for r in ALL_RULES if r.name == "vpc-flow-logs")
+    to_policy(rule).validate(StackValidationArgs([vpc, logged, flow], config=rule.config()),
+                             lambda message, urn=None: reported.append((message, urn)))
+    assert reported == [("VPC vpc has no flow log", "urn:vpc")]
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
