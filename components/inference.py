@@ -116,8 +116,7 @@ class Inference(pulumi.ComponentResource):
                 "image": pulumi.Output.concat(storage.repositories["serving"].repository_url, ":", spec.image_tag),
                 "model_data_url": pulumi.Output.concat(
                     "s3://", models.bucket, "/", spec.model_prefix, "/", spec.model_archive),
-                "environment": {**spec.environment, "AIINFRA_ENDPOINT": name,
-                                "AIINFRA_METRICS_NAMESPACE": METRICS_NAMESPACE},
+                "environment": dict(spec.environment),
             },
             vpc_config={"subnets": network.private_subnet_ids, "security_group_ids": [security_group.id]},
             # SageMaker checks the role's access when the model is created: the grant must be in place first.

@@ -336,6 +336,11 @@ class EndpointSettings(Section):
             raise where.child("instanceType").error(
                 "has local instance storage, for which SageMaker refuses a customer KMS key; allowed: families "
                 "without it, e.g. ml.inf2, ml.m5, ml.c6i, ml.p3", self.instance_type)
+        for key in self.environment:
+            if any(word in key.upper() for word in ("TOKEN", "PASSWORD", "SECRET", "CREDENTIAL")):
+                raise where.child("environment").child(key).error(
+                    "container environment is readable through the SageMaker API; allowed: no secrets, keep them "
+                    "in Secrets Manager")
         scaling = where.child("autoscaling")
         if self.autoscaling.max_instances < self.autoscaling.min_instances:
             raise scaling.child("maxInstances").error(

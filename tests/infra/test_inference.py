@@ -194,6 +194,9 @@ ENDPOINT_OK = {"name": "ranker", "modelPrefix": "ranker/v2", "imageTag": "1.2.0"
     ({"alarms": {"latencyP99Ms": 0}}, "dev", "aiinfra:endpoints[0].alarms.latencyP99Ms = 0.0: out of range"),
     ({"modelPrefix": None}, "dev", "aiinfra:endpoints[0].modelPrefix: is required"),
     ({"serverless": True}, "dev", "aiinfra:endpoints[0].serverless: unknown key"),
+    ({"environment": {"SERVING_REDIS_AUTH_TOKEN": "abc"}}, "dev",
+     "aiinfra:endpoints[0].environment.SERVING_REDIS_AUTH_TOKEN: container environment is readable through the "
+     "SageMaker API; allowed: no secrets"),
 ])
 def test_bad_endpoint_settings_name_the_endpoint_key_and_allowed_values(
         settings_error: Callable, changes: dict, base: str, expected: str) -> None:
