@@ -214,3 +214,21 @@ def test_diagram_groups_components_and_draws_data_paths(stack_graph: Any) -> Non
 
 def test_taggable_types_file_matches_installed_provider() -> None:
     assert sorted(taggable_types()) == scan_taggable_types()
+
+
+def test_export_round_trip_gives_the_same_verdicts(stack_graph: Any) -> None:
+    graph = stack_graph("prod")
+    reread = graph_from_export(json.loads(json.dumps(export_document(graph))))
+    assert len(reread) == len(graph) and reread.stack_outputs == graph.stack_outputs
+    assert evaluate(reread) == evaluate(graph)
+
+
+def test_diagram_from_an_export_without_dependencies_uses_values(stack_graph: Any) -> None:
+    document = export_document(stack_graph("prod"))
+    for entry in document["deployment"]["resources"]:
+        entry.pop("propertyDependencies", None)
+    diagram = build(graph_from_export(document))
+    labels = {n.id: n.label for nodes in diagram.components.values() for n in nodes}
+    edges = {(labels[s], labels[t]) for s, t in diagram.edges}
+    assert ("Endpoint<br/>inference-text-classifier", "EndpointConfiguration<br/>inference-text-classifier-config") in edges
+    assert any(s.startswith("Model<br/>") and t == "Bucket<br/>storage-models" for s, t in edges)
