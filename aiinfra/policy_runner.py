@@ -69,13 +69,18 @@ def load_policy_config(path: Path) -> dict[str, Any]:
         raise PolicyConfigError(f"{path}: not JSON ({exc})") from None
     if not isinstance(data, dict):
         raise PolicyConfigError(f"{path}: expected an object keyed by policy name")
-    known = {rule.name for rule in ALL_RULES} | {"all"}
+    rules = {rule.name: rule for rule in ALL_RULES}
     for key, value in data.items():
-        if key not in known:
+        if key != "all" and key not in rules:
             raise PolicyConfigError(f"{path}: unknown policy {key!r}")
         level = value if isinstance(value, str) else value.get("enforcementLevel") if isinstance(value, dict) else None
         if not isinstance(value, (str, dict)) or (level is not None and level not in LEVELS):
             raise PolicyConfigError(f"{path}: {key}: enforcement level {level!r}; allowed: {', '.join(LEVELS)}")
+        allowed = set(rules[key].config_schema) if key in rules else set()
+        extra = sorted(set(value) - allowed - {"enforcementLevel"}) if isinstance(value, dict) else []
+        if extra:
+            raise PolicyConfigError(f"{path}: {key}.{extra[0]}: not a setting of this policy; allowed: "
+                                    f"{', '.join(sorted(allowed)) or 'enforcementLevel only'}")
     return data
 
 

@@ -146,7 +146,7 @@ DEFAULT_ALLOWED = {
     "nvidia-gpu": ["g5.*", "g6.*", "g6e.*", "p4d.24xlarge", "p5.48xlarge"],
     "trainium": ["trn1.2xlarge", "trn1.32xlarge", "trn1n.32xlarge", "trn2.48xlarge"],
     "inferentia": ["inf2.*"],
-    "sagemaker": ["ml.t2.medium", "ml.m5.*", "ml.m6i.*", "ml.c5.*", "ml.c6i.*", "ml.g5.*", "ml.g6.*",
+    "sagemaker": ["ml.t2.medium", "ml.t3.*", "ml.m5.*", "ml.m6i.*", "ml.c5.*", "ml.c6i.*", "ml.g5.*", "ml.g6.*",
                   "ml.inf2.*", "ml.trn1.*", "ml.p4d.24xlarge"],
 }
 ALLOWED_SCHEMA = {"allowedInstanceTypes": {

@@ -151,12 +151,18 @@ def test_reads_what_pulumi_stack_export_writes() -> None:
     (["policy", "--state", "/nonexistent/state.json"], "no such file"),
     (["policy", "--state", "{state}", "--stack-file", "x.yaml"], "--stack-file goes with --stack"),
     (["policy", "--stack", "dev", "--config", "{config}"], "unknown policy 'no-such-policy'"),
+    (["policy", "--stack", "dev", "--config", "{typo}"],
+     "monthly-budget.monthlyBudget: not a setting of this policy; allowed: monthlyBudgetUsd"),
+    (["policy", "--stack", "dev", "--config", "{level}"], "kms-key-rotation: enforcement level 'blocking'"),
 ])
 def test_bad_usage_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "state.json").write_text("{}")
     (tmp_path / "config.json").write_text(json.dumps({"no-such-policy": "advisory"}))
-    argv = [a.format(state=tmp_path / "state.json", config=tmp_path / "config.json") for a in argv]
+    (tmp_path / "typo.json").write_text(json.dumps({"monthly-budget": {"monthlyBudget": 5}}))
+    (tmp_path / "level.json").write_text(json.dumps({"kms-key-rotation": "blocking"}))
+    argv = [a.format(state=tmp_path / "state.json", config=tmp_path / "config.json", typo=tmp_path / "typo.json",
+                     level=tmp_path / "level.json") for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
@@ -232,3 +238,17 @@ def test_diagram_from_an_export_without_dependencies_uses_values(stack_graph: An
     edges = {(labels[s], labels[t]) for s, t in diagram.edges}
     assert ("Endpoint<br/>inference-text-classifier", "EndpointConfiguration<br/>inference-text-classifier-config") in edges
     assert any(s.startswith("Model<br/>") and t == "Bucket<br/>storage-models" for s, t in edges)
+
+
+@pytest.mark.parametrize("document, message", [
+    ([], "expected a JSON object with a 'deployment'"),
+    ({"deployment": {"resources": {}}}, "'deployment.resources' must be a list"),
+    ({"deployment": {"resources": [{"type": "aws:kms/key:Key"}]}}, "resources[0] needs 'urn' and 'type'"),
+    ({"deployment": {"resources": [{"urn": "not-a-urn", "type": "aws:kms/key:Key"}]}}, "'not-a-urn' is not a Pulumi URN"),
+])
+def test_unreadable_state_documents_are_named(document: Any, message: str) -> None:
+    from aiinfra.state import StateError
+
+    with pytest.raises(StateError) as caught:
+        graph_from_export(document, source="state.json")
+    assert str(caught.value).startswith("state.json: ") and message in str(caught.value)
