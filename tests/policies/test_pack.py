@@ -198,7 +198,11 @@ def test_cost_prices_spot_separately_and_lists_unknown_types() -> None:
     assert "no on-demand price for x9.huge" in unpriced["odd"] and unpriced["data"].startswith("usage-based")
 
 
-def test_cost_command_prints_total_and_breakdown(capsys: pytest.CaptureFixture[str]) -> None:
+def test_cost_command_prints_total_and_breakdown(capsys: pytest.CaptureFixture[str], stack_graph: Any,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import aiinfra.cost
+
+    monkeypatch.setattr(aiinfra.cost, "synthesize_from_args", lambda args: stack_graph(args.stack))
     assert main(["cost", "--stack", "prod"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Estimated monthly cost of aiinfra/prod: $") and "node_pools:NodePools" in out
