@@ -141,6 +141,12 @@ def render_report(findings: Sequence[Finding], *, title: str, rule_count: int, r
             lines.append(f"  [{f.enforcement}] {f.policy}: {where}")
             lines.append(f"      {f.message}")
         lines.append("")
+    violated = sorted({f.policy for f in findings})
+    if violated:
+        remediation = {rule.name: rule.remediation for rule in ALL_RULES}
+        lines.append("How to fix")
+        lines.extend(f"  {name}: {remediation.get(name, '')}" for name in violated)
+        lines.append("")
     blocking = len(mandatory(findings))
     advisory = len(findings) - blocking
     verdict = "FAILED" if blocking else "passed"

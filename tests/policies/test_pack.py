@@ -124,6 +124,17 @@ def test_state_file_with_three_problems_fails_and_names_each(tmp_path: Path, cap
             ("kms-key-rotation", "key")} <= found
 
 
+def test_text_report_groups_by_severity_and_says_how_to_fix(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps(export_document(synth(_bad_program))))
+    assert main(["policy", "--state", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert out.index("CRITICAL (1)") < out.index("HIGH (") < out.index("How to fix")
+    assert "  kms-key-rotation: Set enableKeyRotation=true." in out
+    assert out.rstrip().endswith("Policy check FAILED: 5 mandatory violation(s), 4 advisory")
+
+
 def test_reads_what_pulumi_stack_export_writes() -> None:
     """Secrets as ciphertext, provider references as urn::id, no propertyDependencies, outputs only."""
     provider = "urn:pulumi:prod::aiinfra::pulumi:providers:aws::default_7_0_0"
