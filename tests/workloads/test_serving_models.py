@@ -44,7 +44,7 @@ class _Logits(torch.nn.Module):
 
 
 def _artifact(src: Path, out: Path, *, task: str, target: str = "cpu", batch: int = 4, seq: int = 16,
-              dynamic: bool = False, passed: bool = True) -> Path:
+              dynamic: bool = False, dynamic_seq: bool = False, passed: bool = True) -> Path:
     """A compiled-artifact directory as the compilation step writes it: model.pt, tokenizer, manifest.json."""
     from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -64,7 +64,7 @@ def _artifact(src: Path, out: Path, *, task: str, target: str = "cpu", batch: in
              output_shape=[batch, width], batch_size=batch, seq_len=seq, dynamic_batch=dynamic,
              compiler=CompilerInfo("torch.jit.trace", torch.__version__, []), torch_version=torch.__version__,
              source_model_sha256="0" * 64, numeric_check=NumericCheck(0.9999, 1e-5, {"cosine_min": 0.999}, passed),
-             quantized=False).write(out)
+             quantized=False, dynamic_seq_len=dynamic_seq).write(out)
     return out
 
 
@@ -99,10 +99,20 @@ def test_fixed_shape_embedding_artifact_matches_the_eager_model(tiny_bert_encode
     np.testing.assert_allclose(art.predict(texts), eager.predict(texts), atol=1e-4)
 
 
+def test_fully_dynamic_artifact_uses_length_groups(tiny_bert_encoder_dir: Path, tmp_path: Path) -> None:
+    art = load_predictor(_artifact(tiny_bert_encoder_dir, tmp_path / "dyn", task="embedding", dynamic=True,
+                                   dynamic_seq=True))
+    assert art.info.fixed_batch is None and not art.info.fixed_seq_len
+    texts = distinct_texts(20, seed=43)  # more than one padding group
+    np.testing.assert_allclose(art.predict(texts), load_predictor(tiny_bert_encoder_dir, max_seq_len=16).predict(texts),
+                               atol=1e-4)
+
+
 def test_classification_artifact_served_over_http(tiny_bert_dir: Path, tmp_path: Path) -> None:
     art_dir = _artifact(tiny_bert_dir, tmp_path / "clf", task="classification", batch=2, seq=16, dynamic=True)
     art = load_predictor(art_dir)
     assert art.info.labels == ("negative", "positive")
+    assert art.info.fixed_batch is None and art.info.fixed_seq_len  # any batch, always padded to 16 tokens
     texts = distinct_texts(3, seed=42)
     with ThreadServer(_config(art_dir), art) as srv:
         status, _, body = post_json(srv.port, "/invocations", {"inputs": texts})

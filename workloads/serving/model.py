@@ -42,6 +42,7 @@ class ModelInfo:
     platform: str                  # "huggingface" or "torchscript_<target>"
     max_seq_len: int               # tokens kept per input
     fixed_batch: int | None        # a fixed-shape artifact runs exactly this many rows per forward
+    fixed_seq_len: bool = False    # ... and/or exactly max_seq_len tokens per row (Neuron graphs are static)
 
 
 class Predictor:
@@ -69,7 +70,7 @@ class Predictor:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def _run(self, texts: list[str]) -> np.ndarray:
-        if self.info.fixed_batch:
+        if self.info.fixed_batch or self.info.fixed_seq_len:
             return self._run_fixed(texts)
         n = len(texts)
         ids = self.tokenizer(texts, truncation=True, max_length=self.info.max_seq_len,
@@ -95,14 +96,14 @@ class Predictor:
         return out
 
     def _run_fixed(self, texts: list[str]) -> np.ndarray:
-        """A fixed-shape artifact: exactly `fixed_batch` rows of exactly `max_seq_len` tokens."""
+        """A fixed-shape artifact: exactly `fixed_batch` rows and/or exactly `max_seq_len` tokens."""
         n = len(texts)
-        assert self.info.fixed_batch is not None
-        if n < self.info.fixed_batch:
+        if self.info.fixed_batch and n < self.info.fixed_batch:
             # Repeat the last real text rather than feeding empty rows: every row stays numerically ordinary.
             texts = texts + [texts[-1]] * (self.info.fixed_batch - n)
         enc = self.tokenizer(texts, truncation=True, max_length=self.info.max_seq_len, return_tensors="pt",
-                             padding="max_length", return_token_type_ids=False)
+                             padding="max_length" if self.info.fixed_seq_len else True,
+                             return_token_type_ids=False)
         if self._device != "cpu":
             enc = {k: v.to(self._device) for k, v in enc.items()}
         with torch.inference_mode():
@@ -239,8 +240,10 @@ def _load_artifact(model_dir: Path, max_seq_len: int | None) -> Predictor:
     except (RuntimeError, OSError, ValueError) as exc:
         raise ModelLoadError(f"{path}: cannot load the TorchScript artifact: {exc}") from None
     tokenizer = _tokenizer(model_dir)
-    fixed = not m.dynamic_batch
-    seq_len = m.seq_len if fixed else min(m.seq_len, max_seq_len or m.seq_len)
+    fixed_batch = None if m.dynamic_batch else m.batch_size
+    fixed_seq = not m.dynamic_seq_len
+    # A static sequence length is the compiled graph's; only a dynamic one may be shortened by --max-seq-len.
+    seq_len = m.seq_len if fixed_seq else min(m.seq_len, max_seq_len or m.seq_len)
     classification = m.task == CLASSIFICATION
 
     def forward(enc: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -249,7 +252,8 @@ def _load_artifact(model_dir: Path, max_seq_len: int | None) -> Predictor:
 
     info = ModelInfo(
         task=m.task, labels=tuple(m.labels) if classification else None, dim=int(m.output_shape[-1]),
-        platform=f"torchscript_{m.target}", max_seq_len=seq_len, fixed_batch=m.batch_size if fixed else None,
+        platform=f"torchscript_{m.target}", max_seq_len=seq_len, fixed_batch=fixed_batch,
+        fixed_seq_len=fixed_seq,
         identity=model_identity(model_dir, f"artifact:{m.task}:{seq_len}"),
     )
     return Predictor(tokenizer, forward, info, device=device)
