@@ -51,6 +51,9 @@ def test_training_learns_and_writes_a_hugging_face_model(reference_run):
     metrics = json.loads((out / "model" / "metrics.json").read_text())
     assert metrics["step"] == 48 and metrics["labels"] == ["negative", "positive"]
     assert metrics["validation_accuracy"] >= 0.9, metrics  # chance is 0.5
+    assert metrics["seconds"] < 60, "the tiny demo trains in well under a minute on CPU"
+    start = lines[0]
+    assert start["event"] == "start" and start["total_steps"] == 48 and start["resumed_from"] is None
     model = AutoModelForSequenceClassification.from_pretrained(out / "model")
     assert model.config.id2label == {0: "negative", 1: "positive"}
     assert (out / "model" / "model.safetensors").is_file()
@@ -105,6 +108,11 @@ def test_bad_input_is_one_line_naming_file_or_field(demo, tiny_bert_dir, tmp_pat
     assert f"{bad_json}:2: not valid JSON" in _error_of([*base, "--train", str(bad_json)], capsys)
     no_text = write_jsonl(tmp_path / "no_text.jsonl", [{"label": "positive"}])
     assert f"{no_text}:1: missing field 'text'" in _error_of([*base, "--train", str(no_text)], capsys)
+
+    blocked = tmp_path / "file-not-folder"
+    blocked.write_text("x")
+    err = _error_of([*base, "--checkpoint-dir", str(blocked / "checkpoints")], capsys)
+    assert f"--checkpoint-dir {blocked / 'checkpoints'}: cannot create it" in err
 
     no_weights = tmp_path / "no-weights"
     no_weights.mkdir()

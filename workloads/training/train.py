@@ -85,6 +85,8 @@ def _train(cfg: Any) -> int:
     by_index = bool(hp.label_names()) or model_label_names(model_dir) is not None
     train_labels = data.label_ids(train_examples, names, by_index=by_index)
     validation_labels = data.label_ids(validation_examples, names, by_index=by_index)
+    for flag, folder in (("--checkpoint-dir", paths.checkpoint_dir), ("--model-dir", paths.model_dir)):
+        _writable(flag, folder)
 
     rt = runtime.start(hp.device)
     try:
@@ -140,6 +142,10 @@ def _train(cfg: Any) -> int:
             train_model = DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=rt.kind == "xla")
 
         reporter = Reporter(hp.log_format, total, enabled=rt.is_main)
+        reporter.emit({"event": "start", "step": step, "total_steps": total, "epoch": epoch + 1,
+                       "world_size": rt.world_size, "device": rt.kind, "model": str(model_dir),
+                       "train_examples": len(train_examples), "validation_examples": len(validation_examples),
+                       "labels": names, "resumed_from": str(loaded.path) if loaded else None})
         pad = "max_length" if rt.kind == "xla" else "longest"  # XLA compiles once per shape: keep one shape
 
         def encode(texts: list[str]) -> dict[str, Any]:
@@ -234,6 +240,17 @@ def _train(cfg: Any) -> int:
         return 0
     finally:
         rt.close()
+
+
+def _writable(flag: str, folder: Path) -> None:
+    """Fail before training, not after it, when an output folder cannot be created (e.g. /opt/ml on a laptop)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{flag} {folder}: cannot create it ({exc.strerror or exc}); pass {flag} or set "
+                         "SAGEMAKER_BASE_DIR") from None
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{flag} {folder}: not writable; pass {flag} or set SAGEMAKER_BASE_DIR")
 
 
 def _to_cpu(obj: Any) -> Any:
