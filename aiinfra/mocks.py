@@ -24,6 +24,11 @@ TEST_ACCOUNT_ID = "123456789012"
 _ZONE_ID_PREFIX = {"us-east-1": "use1", "us-east-2": "use2", "us-west-2": "usw2", "eu-west-1": "euw1"}
 
 
+def zone_prefix(region: str) -> str:
+    """The short region code AWS uses in zone ids and ElastiCache host names (`use1` for us-east-1)."""
+    return _ZONE_ID_PREFIX.get(region, re.sub(r"[^a-z0-9]", "", region)[:4])
+
+
 def digest(*parts: str, length: int = 17) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:length]
 
@@ -127,8 +132,10 @@ def _arn_builders() -> dict[str, OutputBuilder]:
             "bcryptHash": "$2a$10$" + digest(c.name, "bcrypt", length=53)},
         "aws:elasticache/replicationGroup:ReplicationGroup": lambda c: {
             "arn": c.arn("elasticache", f"replicationgroup:{c.physical_name}"),
-            "primaryEndpointAddress": f"master.{c.physical_name}.{digest(c.name, length=6)}.use1.cache.amazonaws.com",
-            "readerEndpointAddress": f"replica.{c.physical_name}.{digest(c.name, length=6)}.use1.cache.amazonaws.com"},
+            "primaryEndpointAddress": f"master.{c.physical_name}.{digest(c.name, length=6)}.{zone_prefix(c.region)}"
+                                      ".cache.amazonaws.com",
+            "readerEndpointAddress": f"replica.{c.physical_name}.{digest(c.name, length=6)}.{zone_prefix(c.region)}"
+                                     ".cache.amazonaws.com"},
         "aws:sagemaker/endpoint:Endpoint": lambda c: {"arn": c.arn("sagemaker", f"endpoint/{c.physical_name}")},
         "aws:sagemaker/endpointConfiguration:EndpointConfiguration": lambda c: {
             "arn": c.arn("sagemaker", f"endpoint-config/{c.physical_name}")},
@@ -173,7 +180,7 @@ class PlatformMocks(pulumi.runtime.Mocks):
         }
 
     def _availability_zones(self, _: dict[str, Any]) -> dict[str, Any]:
-        prefix = _ZONE_ID_PREFIX.get(self.region, re.sub(r"[^a-z0-9]", "", self.region)[:4])
+        prefix = zone_prefix(self.region)
         letters = "abcdef"
         return {"id": self.region, "state": "available", "groupNames": [self.region],
                 "names": [f"{self.region}{letter}" for letter in letters],
