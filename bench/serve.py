@@ -237,6 +237,18 @@ def pooled(rounds: list[tuple[LevelResult, list[float]]]) -> LevelResult:
 
 # --- processes -------------------------------------------------------------------------------------------
 
+def _batch_totals(port: int) -> tuple[float, float]:
+    """(inputs, forward passes) so far, from the server's own /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith(("serving_batch_size_sum ", "serving_batch_size_count ")):
+            name, value = line.split()
+            values[name] = float(value)
+    return values.get("serving_batch_size_sum", 0.0), values.get("serving_batch_size_count", 0.0)
+
+
 def _free_port() -> int:
     import socket
 
@@ -363,6 +375,7 @@ def main() -> None:
         # minutes apart at most, under much the same background load.
         limits: list[dict] = []
         raw: dict[str, dict[int, list]] = {name: {c: [] for c in a.concurrency} for name in procs}
+        batches: dict[int, list[float]] = {c: [] for c in a.concurrency}  # mean inputs per forward pass
         for rnd in range(1, a.rounds + 1):
             lim = measure_limit(predictor, texts, a.max_batch_size, a.duration)
             limits.append(lim)
@@ -372,12 +385,17 @@ def main() -> None:
                   flush=True)
             for c in a.concurrency:
                 for name, (proc, port) in procs.items():
+                    before = _batch_totals(port) if name == "server" else (0.0, 0.0)
                     r, lat = drive(port, proc.pid, texts, c, a.warmup, a.duration, lim["dim"])
                     raw[name][c].append((r, lat))
+                    if name == "server":
+                        after = _batch_totals(port)
+                        batches[c].append((after[0] - before[0]) / max(1.0, after[1] - before[1]))
+                    extra = f"  mean batch {batches[c][-1]:.1f}" if name == "server" else ""
                     print(f"round {rnd} {name:<7} c={c:<3} {r.rps:7.1f} req/s  p50 {r.p50_ms:7.1f} ms  "
                           f"p99 {r.p99_ms:7.1f} ms  errors {r.errors}  client CPU {r.client_cpu_us_per_req:4.0f} "
                           f"us/req ({r.client_cpu_share:.2f} core)  server CPU {r.server_cpu_share:.2f} cores, "
-                          f"{r.server_cpu_ms_per_req:.1f} ms/req", flush=True)
+                          f"{r.server_cpu_ms_per_req:.1f} ms/req{extra}", flush=True)
     finally:
         for proc, _ in procs.values():
             stop(proc)
@@ -387,13 +405,16 @@ def main() -> None:
     results = {name: [pooled(raw[name][c]) for c in a.concurrency] for name in raw}
     print(f"\nall rounds pooled; limit {limit['inputs_per_s']:.1f} inputs/s at batch {a.max_batch_size} "
           f"(batch 1: {limit['batch1_inputs_per_s']:.1f})")
-    print("| concurrency | server req/s | p50 ms | p99 ms | naive req/s | p50 ms | p99 ms | server / naive |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| concurrency | server req/s | p50 ms | p99 ms | CPU ms/answer | mean batch | naive req/s | p50 ms | p99 ms "
+          "| CPU ms/answer | server / naive |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for i, c in enumerate(a.concurrency):
         srv = results["server"][i]
         nv = results["naive"][i] if "naive" in results else None
-        print(f"| {c} | {srv.rps:.1f} | {srv.p50_ms:.0f} | {srv.p99_ms:.0f} | "
-              + (f"{nv.rps:.1f} | {nv.p50_ms:.0f} | {nv.p99_ms:.0f} | {srv.rps / nv.rps:.2f}x |" if nv else "- | - | - | - |"))
+        print(f"| {c} | {srv.rps:.1f} | {srv.p50_ms:.0f} | {srv.p99_ms:.0f} | {srv.server_cpu_ms_per_req:.1f} | "
+              f"{statistics.mean(batches[c]):.1f} | "
+              + (f"{nv.rps:.1f} | {nv.p50_ms:.0f} | {nv.p99_ms:.0f} | {nv.server_cpu_ms_per_req:.1f} | "
+                 f"{srv.rps / nv.rps:.2f}x |" if nv else "- | - | - | - | - |"))
     top = a.concurrency.index(max(a.concurrency))
     srv = results["server"][top]
     per_round = [raw["server"][max(a.concurrency)][k][0].rps / limits[k]["inputs_per_s"] for k in range(a.rounds)]
@@ -414,6 +435,7 @@ def main() -> None:
               f"{1000 / limit['batch1_inputs_per_s']:.1f} ms wall at batch 1")
     if a.json:
         a.json.write_text(json.dumps({"limit": limit, "limit_rounds": limits, "summary": summary,
+                                      "mean_batch": {str(c): v for c, v in batches.items()},
                                       "args": {k: str(v) for k, v in vars(a).items()},
                                       "results": {k: [asdict(r) for r in v] for k, v in results.items()}},
                                      indent=2))
