@@ -22,6 +22,18 @@ def _torchrun(demo, model, out, *extra):
             "--batch-size", "16", "--learning-rate", "3e-3", "--log-format", "json", *extra]
 
 
+def _run(argv, timeout):
+    """Run torchrun in its own process group, so a timeout also ends its worker processes."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
 def _lines(text):
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
@@ -29,9 +41,8 @@ def _lines(text):
 @pytest.mark.slow
 def test_two_cpu_processes_train_one_model(tiny_bert_dir, tmp_path):
     demo = write_demo(tmp_path / "demo", train=256, validation=64, seed=5)
-    result = subprocess.run(_torchrun(demo, tiny_bert_dir, tmp_path, "--epochs", "2", "--log-interval", "1",
-                                      "--checkpoint-interval", "5"),
-                            capture_output=True, text=True, timeout=240, cwd=os.getcwd())
+    result = _run(_torchrun(demo, tiny_bert_dir, tmp_path, "--epochs", "2", "--log-interval", "1",
+                            "--checkpoint-interval", "5"), timeout=240)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = _lines(result.stdout)
     steps = [r["step"] for r in lines if r["event"] == "train"]
@@ -53,7 +64,7 @@ def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes(tiny_bert_dir, t
     argv = _torchrun(demo, tiny_bert_dir, tmp_path, "--epochs", "1", "--log-interval", "1",
                      "--checkpoint-interval", "0")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     first = []
     for line in proc.stdout:
         if line.startswith("{"):
@@ -61,13 +72,17 @@ def test_sigterm_to_torchrun_checkpoints_both_ranks_and_resumes(tiny_bert_dir, t
             if first[-1].get("step", 0) >= 5:
                 proc.send_signal(signal.SIGTERM)
                 break
-    rest, err = proc.communicate(timeout=120)
+    try:
+        rest, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
     first += _lines(rest)
     assert proc.returncode != 0, "an interrupted run must not look finished"
     stopped = max(r["step"] for r in first if r["event"] == "train")
     assert stopped < 40, err[-2000:]
     assert (tmp_path / "checkpoints" / f"step-{stopped:08d}" / "rng-rank1.pt").is_file(), err[-2000:]
-    second = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    second = _run(argv, timeout=240)
     assert second.returncode == 0, second.stderr[-3000:]
     steps = [r["step"] for r in first + _lines(second.stdout) if r["event"] == "train"]
     assert steps == list(range(1, 41))
