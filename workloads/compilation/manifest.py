@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +64,10 @@ class Manifest:
     quantized: bool
     artifact: str = "model.pt"
     dynamic_seq_len: bool = False  # True: inputs may be shorter than seq_len (padding to it is still fine)
-    input_names: list[str] = None  # type: ignore[assignment]  # filled in __post_init__
+    input_names: list[str] = field(default_factory=lambda: ["input_ids", "attention_mask"])
     format_version: int = FORMAT_VERSION
 
     def __post_init__(self) -> None:
-        if self.input_names is None:
-            object.__setattr__(self, "input_names", ["input_ids", "attention_mask"])
         _check(self, "<in memory>")
 
     def to_dict(self) -> dict[str, Any]:
