@@ -184,3 +184,36 @@ def test_sigterm_mid_epoch_then_restart_continues_without_gap_or_repeat(referenc
     expected = [r["train_loss"] for r in reference if r["event"] == "train"]
     assert losses == pytest.approx(expected, rel=1e-4, abs=1e-5), "the loss curve continues where it stopped"
     assert json.loads((tmp_path / "model" / "metrics.json").read_text())["step"] == 48
+
+
+def test_corrupt_newest_checkpoint_is_skipped_and_the_run_resumes_from_the_one_before(demo, tiny_bert_dir, tmp_path,
+                                                                                    capsys):
+    argv = train_args(demo, tiny_bert_dir, tmp_path, max_steps=4, checkpoint_interval=2, log_interval=1)
+    assert main(argv) == 0
+    capsys.readouterr()
+    newest = tmp_path / "checkpoints" / "step-00000004" / "state.pt"
+    newest.write_bytes(newest.read_bytes()[: newest.stat().st_size // 2])  # a half-synced copy
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "skipping checkpoint" in captured.err and "step-00000004: state.pt does not match its sha256" in captured.err
+    assert "at step 2 (epoch 0, batch 2)" in captured.err
+    assert [r["step"] for r in json_lines(captured.out) if r["event"] == "train"] == [3, 4]
+    assert checkpoint_ok(tmp_path / "checkpoints" / "step-00000004"), "the corrupt one is replaced by a good one"
+
+
+def checkpoint_ok(folder):
+    from workloads.training import checkpoint
+
+    return checkpoint._verify(folder, 1) is None
+
+
+def test_demo_command_writes_channels_and_a_tiny_model(tmp_path, capsys):
+    from workloads.training.demo import main as demo_main
+
+    assert demo_main(["--out", str(tmp_path), "--train-examples", "10", "--validation-examples", "4",
+                      "--tiny-model"]) == 0
+    train = [json.loads(line) for line in (tmp_path / "data" / "train" / "train.jsonl").read_text().splitlines()]
+    assert len(train) == 10 and {r["label"] for r in train} == {"negative", "positive"}
+    assert (tmp_path / "data" / "validation" / "validation.jsonl").read_text().count("\n") == 4
+    assert (tmp_path / "tiny-model" / "model.safetensors").is_file()
+    assert "train: " in capsys.readouterr().out
