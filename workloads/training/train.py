@@ -90,49 +90,17 @@ def _train(cfg: Any) -> int:
 
     rt = runtime.start(hp.device)
     try:
-        quiet_transformers()
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
+        from transformers import get_linear_schedule_with_warmup
 
-        torch.manual_seed(hp.seed)  # same new-head weights on every rank and every restart
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            model_dir, num_labels=len(names), id2label=dict(enumerate(names)),
-            label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
-        ).to(rt.device)
-        torch.manual_seed(hp.seed + rt.rank)  # dropout differs per rank, as it should
-        no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
-        groups = [
-            {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-             "weight_decay": hp.weight_decay},
-            {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-        ]
-        optimizer = torch.optim.AdamW(groups, lr=hp.learning_rate)
+        tokenizer, model, optimizer = _build(model_dir, names, hp, rt)
         per_epoch = data.steps_per_epoch(len(train_examples), batch_size=hp.batch_size, world_size=rt.world_size)
         total = per_epoch * hp.epochs if hp.max_steps == 0 else min(hp.max_steps, per_epoch * hp.epochs)
         scheduler = get_linear_schedule_with_warmup(optimizer, hp.warmup_steps, total)
         fingerprint = {"train_examples": len(train_examples), "labels": names, "batch_size": hp.batch_size,
                        "total_steps": total, "seed": hp.seed}
 
-        step, epoch, position = 0, 0, 0
-        loaded = None
-        if rt.is_main:
-            checkpoint.clean_staging(paths.checkpoint_dir)
-            loaded = checkpoint.load_latest(paths.checkpoint_dir, world_size=rt.world_size)
-        loaded = rt.broadcast(loaded)
-        if loaded is not None:
-            for key, value in fingerprint.items():
-                if loaded.state["fingerprint"].get(key) != value:
-                    raise UsageError(
-                        f"{loaded.path}: checkpoint is from a different run ('{key}' was "
-                        f"{loaded.state['fingerprint'].get(key)!r}, now {value!r}); use another --checkpoint-dir")
-            model.load_state_dict(loaded.state["model"])
-            optimizer.load_state_dict(loaded.state["optimizer"])
-            scheduler.load_state_dict(loaded.state["scheduler"])
-            step, epoch, position = loaded.step, loaded.state["epoch"], loaded.state["position"]
-            state.restore(loaded.rngs[rt.rank], rt.kind)
-            if rt.is_main:
-                print(f"resuming from {loaded.path} at step {step} (epoch {epoch}, batch {position})",
-                      file=sys.stderr, flush=True)
+        loaded = _resume(paths.checkpoint_dir, rt, fingerprint, model, optimizer, scheduler)
+        step, epoch, position = (loaded.step, loaded.state["epoch"], loaded.state["position"]) if loaded else (0, 0, 0)
 
         train_model = model
         if rt.distributed:
@@ -240,6 +208,54 @@ def _train(cfg: Any) -> int:
         return 0
     finally:
         rt.close()
+
+
+def _build(model_dir: Path, names: list[str], hp: Any, rt: Any) -> tuple[Any, Any, Any]:
+    """Tokenizer, classifier (a new head when the classes differ from the model's) and AdamW."""
+    import torch
+
+    quiet_transformers()
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(hp.seed)  # same new-head weights on every rank and every restart
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        model_dir, num_labels=len(names), id2label=dict(enumerate(names)),
+        label2id={n: i for i, n in enumerate(names)}, ignore_mismatched_sizes=True,
+    ).to(rt.device)
+    torch.manual_seed(hp.seed + rt.rank)  # dropout differs per rank, as it should
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
+         "weight_decay": hp.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    return tokenizer, model, torch.optim.AdamW(groups, lr=hp.learning_rate)
+
+
+def _resume(root: Path, rt: Any, fingerprint: dict[str, Any], model: Any, optimizer: Any, scheduler: Any) -> Any:
+    """Load the newest good checkpoint (rank 0 reads, every rank receives) into the run; None to start fresh."""
+    from workloads.training import checkpoint, state
+
+    loaded = None
+    if rt.is_main:
+        checkpoint.clean_staging(root)
+        loaded = checkpoint.load_latest(root, world_size=rt.world_size)
+    loaded = rt.broadcast(loaded)
+    if loaded is None:
+        return None
+    for key, value in fingerprint.items():
+        if loaded.state["fingerprint"].get(key) != value:
+            raise UsageError(f"{loaded.path}: checkpoint is from a different run ('{key}' was "
+                             f"{loaded.state['fingerprint'].get(key)!r}, now {value!r}); use another --checkpoint-dir")
+    model.load_state_dict(loaded.state["model"])
+    optimizer.load_state_dict(loaded.state["optimizer"])
+    scheduler.load_state_dict(loaded.state["scheduler"])
+    state.restore(loaded.rngs[rt.rank], rt.kind)
+    if rt.is_main:
+        print(f"resuming from {loaded.path} at step {loaded.step} (epoch {loaded.state['epoch']}, "
+              f"batch {loaded.state['position']})", file=sys.stderr, flush=True)
+    return loaded
 
 
 def _writable(flag: str, folder: Path) -> None:
