@@ -217,3 +217,25 @@ def test_demo_command_writes_channels_and_a_tiny_model(tmp_path, capsys):
     assert (tmp_path / "data" / "validation" / "validation.jsonl").read_text().count("\n") == 4
     assert (tmp_path / "tiny-model" / "model.safetensors").is_file()
     assert "train: " in capsys.readouterr().out
+
+
+def test_sagemaker_layout_alone_drives_a_run(demo, tiny_bert_dir, tmp_path, monkeypatch, capsys):
+    """No flags: channels, hyperparameters (as SageMaker's strings) and outputs all under SAGEMAKER_BASE_DIR."""
+    base = tmp_path / "opt-ml"
+    for channel in ("train", "validation"):
+        (base / "input" / "data" / channel).mkdir(parents=True)
+        shutil.copy(demo[channel], base / "input" / "data" / channel / "part-0.jsonl")
+    config = base / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps({
+        "epochs": "1", "max_steps": "3", "batch_size": "8", "log_interval": "1", "log_format": '"json"',
+        "model_name_or_path": json.dumps(str(tiny_bert_dir)), "sagemaker_region": '"us-east-1"'}))
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
+    for name in ("SM_CHANNEL_TRAIN", "SM_CHANNEL_VALIDATION", "SM_MODEL_DIR", "SM_HPS"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["train"]) == 0, capsys.readouterr().err
+    lines = json_lines(capsys.readouterr().out)
+    assert [r["step"] for r in lines if r["event"] == "train"] == [1, 2, 3]
+    metrics = json.loads((base / "model" / "metrics.json").read_text())
+    assert metrics["hyperparameters"]["batch_size"] == 8 and metrics["validation_examples"] == 128
+    assert (base / "checkpoints" / "step-00000003" / "COMPLETE.json").is_file()
