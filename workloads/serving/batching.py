@@ -34,8 +34,11 @@ class DynamicBatcher:
     """Queue of requests in front of `predict(texts) -> rows`; `submit` returns this request's rows only."""
 
     def __init__(self, predict: Callable[[list[str]], np.ndarray], *, max_batch_size: int, max_wait_s: float,
-                 max_queue: int, metrics: Metrics) -> None:
+                 max_queue: int, metrics: Metrics, active_requests: Callable[[], int] | None = None) -> None:
         self._predict = predict
+        # How many requests are being served right now (queued or not yet): when every one of them is
+        # already in the queue, nobody else can join this batch, so waiting for more would only add latency.
+        self._active_requests = active_requests
         self.max_batch_size = max_batch_size
         self._max_wait = max_wait_s
         self.max_queue = max_queue
@@ -131,6 +134,8 @@ class DynamicBatcher:
                 await self._wait(None)
             fill_by = self._queue[0].enqueued + self._max_wait
             while self._queued_inputs < self.max_batch_size and not self._closing:
+                if self._active_requests is not None and self._active_requests() <= len(self._queue):
+                    break
                 remaining = fill_by - loop.time()
                 if remaining <= 0:
                     break

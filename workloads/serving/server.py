@@ -53,7 +53,8 @@ def load_and_warm(config: ServerConfig, predictor: Predictor | None = None) -> P
 
 def build_service(config: ServerConfig, predictor: Predictor, metrics: Metrics) -> InferenceService:
     batcher = DynamicBatcher(predictor.predict, max_batch_size=config.max_batch_size,
-                             max_wait_s=config.max_wait_ms / 1000.0, max_queue=config.max_queue, metrics=metrics)
+                             max_wait_s=config.max_wait_ms / 1000.0, max_queue=config.max_queue, metrics=metrics,
+                             active_requests=lambda: service.active)  # `service` is bound below
     redis = None
     if config.redis_url:
         redis = RedisCache(config.redis_url, metrics=metrics, auth_token=config.redis_auth_token,
@@ -61,7 +62,8 @@ def build_service(config: ServerConfig, predictor: Predictor, metrics: Metrics) 
                            timeout_s=config.redis_timeout_ms / 1000)
     cache = ResultCache(predictor.info.identity, predictor.info.dim, metrics=metrics,
                         lru=LRUCache(config.cache_size) if config.cache_size else None, redis=redis)
-    return InferenceService(predictor, batcher, cache, config.request_timeout_s)
+    service = InferenceService(predictor, batcher, cache, config.request_timeout_s)
+    return service
 
 
 async def serve(config: ServerConfig, *, predictor: Predictor | None = None,

@@ -23,8 +23,16 @@ class InferenceService:
         self.batcher = batcher
         self.cache = cache if cache is not None and cache.enabled else None
         self._timeout = request_timeout_s
+        self.active = 0  # requests inside infer(); the batcher reads it to decide whether to wait for more
 
     async def infer(self, texts: Sequence[str]) -> np.ndarray:
+        self.active += 1
+        try:
+            return await self._infer(texts)
+        finally:
+            self.active -= 1
+
+    async def _infer(self, texts: Sequence[str]) -> np.ndarray:
         if self.cache is None:
             return await self.batcher.submit(texts, self._timeout)
         loop = asyncio.get_running_loop()
