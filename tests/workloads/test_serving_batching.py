@@ -164,3 +164,13 @@ def test_a_failing_model_answers_500_for_its_batch_only(tiny_bert_encoder_dir: P
     assert s1 == 500 and b1["kind"] == "model_error" and "RuntimeError" in b1["error"]
     assert s2 == 200
     np.testing.assert_allclose(b2["outputs"][0], encoder.predict(["nice food"])[0], atol=1e-4)
+
+
+def test_a_lone_request_does_not_wait_for_a_batch_to_fill(tiny_bert_encoder_dir: Path, encoder) -> None:
+    """With nobody else in the server, the max wait would only add latency: the request runs at once."""
+    with ThreadServer(_config(tiny_bert_encoder_dir, max_batch_size=32, max_wait_ms=1000), encoder) as srv:
+        t0 = time.monotonic()
+        [(status, _, body)] = asyncio.run(_post_all(srv.port, [{"inputs": ["the food was nice"]}]))
+        elapsed = time.monotonic() - t0
+    assert status == 200 and elapsed < 0.5, elapsed
+    np.testing.assert_allclose(body["outputs"][0], encoder.predict(["the food was nice"])[0], atol=1e-4)
