@@ -159,6 +159,7 @@ def test_config_defaults_and_sagemaker_port() -> None:
     (["--max-batch-size", "0"], {}, "must be a positive integer"),
     ([], {"SERVING_MAX_QUEUE": "lots"}, "invalid _positive_int value"),
     ([], {"SAGEMAKER_BIND_TO_PORT": "http"}, "SAGEMAKER_BIND_TO_PORT must be a port number"),
+    (["--redis-url", "cache.internal:6379"], {}, "--redis-url must start with redis://"),
 ])
 def test_config_rejects_bad_values_naming_them(argv: list[str], env: dict[str, str], message: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:

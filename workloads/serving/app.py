@@ -8,7 +8,7 @@ import logging
 import re
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 import orjson
@@ -35,7 +35,6 @@ class ServerState:
     service: InferenceService | None = None
     ready: bool = False
     draining: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
 
     def serving(self) -> InferenceService:
         """The service, or NotReady while loading or draining."""

@@ -150,6 +150,8 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
             parser.error(f"SAGEMAKER_BIND_TO_PORT must be a port number, got {environ['SAGEMAKER_BIND_TO_PORT']!r}")
     if not 0 <= port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {port}")
+    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        parser.error(f"--redis-url must start with redis://, rediss:// or unix://, got {args.redis_url!r}")
     model_dir = Path(args.model_dir)
     name = args.model_name or model_dir.resolve().name or "model"
     return ServerConfig(
