@@ -11,6 +11,7 @@ import pulumi_random as random
 from components.encryption import EncryptionKeys
 from components.log_groups import encrypted_log_group
 from components.network import Network
+from components.security_groups import peer_only_security_group
 from components.settings import FeatureStoreSettings, PlatformSettings
 
 REDIS_PORT = 6379
@@ -47,17 +48,11 @@ class FeatureStore(pulumi.ComponentResource):
         self.member_ids = [f"{self.group_id}-{i:03d}" for i in range(1, self.node_count + 1)]
         highly_available = config.replicas >= 1
 
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-redis", vpc_id=network.vpc.id, name=settings.name("feature-store"),
+        self.security_group, self.client_rules = peer_only_security_group(
+            f"{name}-redis", rule_prefix=f"{name}-client", vpc_id=network.vpc.id,
+            group_name=settings.name("feature-store"),
             description="Feature store: Redis TLS port from the named client security groups only",
-            ingress=[], egress=[], tags={"Name": settings.name("feature-store")}, opts=child)
-        self.client_rules = [
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-client-{i}", security_group_id=self.security_group.id, referenced_security_group_id=peer,
-                ip_protocol="tcp", from_port=REDIS_PORT, to_port=REDIS_PORT,
-                description="Redis over TLS from a platform client", opts=child)
-            for i, peer in enumerate(clients)
-        ]
+            port=REDIS_PORT, clients=clients, rule_description="Redis over TLS from a platform client", parent=self)
         subnets = aws.elasticache.SubnetGroup(
             f"{name}-subnets", name=settings.name("feature-store"), subnet_ids=network.private_subnet_ids,
             description="Feature store nodes: private subnets only", opts=child)

@@ -12,6 +12,7 @@ from components.encryption import EncryptionKeys
 from components.iam import policy_document
 from components.log_groups import encrypted_log_group
 from components.network import Network
+from components.security_groups import peer_only_security_group
 from components.settings import PlatformSettings, StreamingSettings
 
 # MSK's port for SASL/IAM over TLS from inside the VPC; the only listener this cluster opens.
@@ -55,17 +56,12 @@ class Streaming(pulumi.ComponentResource):
         self.broker_count = config.brokers_per_az * settings.network.az_count
         self.cluster_name = settings.name("kafka")
 
-        self.security_group = aws.ec2.SecurityGroup(
-            f"{name}-brokers", vpc_id=network.vpc.id, name=settings.name("kafka-brokers"),
+        self.security_group, self.client_rules = peer_only_security_group(
+            f"{name}-brokers", rule_prefix=f"{name}-client", vpc_id=network.vpc.id,
+            group_name=settings.name("kafka-brokers"),
             description="MSK brokers: Kafka SASL/IAM over TLS from the named client security groups only",
-            ingress=[], egress=[], tags={"Name": settings.name("kafka-brokers")}, opts=child)
-        self.client_rules = [
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-client-{i}", security_group_id=self.security_group.id, referenced_security_group_id=peer,
-                ip_protocol="tcp", from_port=KAFKA_IAM_PORT, to_port=KAFKA_IAM_PORT,
-                description="Kafka SASL/IAM over TLS from a platform client", opts=child)
-            for i, peer in enumerate(clients)
-        ]
+            port=KAFKA_IAM_PORT, clients=clients, rule_description="Kafka SASL/IAM over TLS from a platform client",
+            parent=self)
 
         self.log_group = encrypted_log_group(
             f"{name}-broker-logs", log_group_name=f"/aiinfra/{settings.stack}/msk/{self.cluster_name}",
