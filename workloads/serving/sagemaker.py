@@ -9,25 +9,19 @@ import orjson
 
 from .errors import BadRequest
 from .model import CLASSIFICATION, ModelInfo
+from .payload import json_object, kind_of
 
 
 def parse_invocation(body: bytes, max_inputs: int) -> list[str]:
     """The texts in an `/invocations` body; a single string is one input. Errors name the offending field."""
-    if not body:
-        raise BadRequest("request body is empty; expected {\"inputs\": [\"text\", ...]}", field="body")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}", field="body") from None
-    if not isinstance(doc, dict):
-        raise BadRequest(f"request body must be a JSON object, got {_kind(doc)}", field="body")
+    doc = json_object(body, '{"inputs": ["text", ...]}')
     if "inputs" not in doc:
         raise BadRequest("missing field 'inputs' (a string or a list of strings)", field="inputs")
     inputs = doc["inputs"]
     if isinstance(inputs, str):
         return [inputs]
     if not isinstance(inputs, list):
-        raise BadRequest(f"'inputs' must be a string or a list of strings, got {_kind(inputs)}", field="inputs")
+        raise BadRequest(f"'inputs' must be a string or a list of strings, got {kind_of(inputs)}", field="inputs")
     if not inputs:
         raise BadRequest("'inputs' is an empty list; send at least one string", field="inputs")
     if len(inputs) > max_inputs:
@@ -35,7 +29,7 @@ def parse_invocation(body: bytes, max_inputs: int) -> list[str]:
                          field="inputs", kind="too_many_inputs")
     for i, item in enumerate(inputs):
         if not isinstance(item, str):
-            raise BadRequest(f"'inputs[{i}]' must be a string, got {_kind(item)}", field=f"inputs[{i}]")
+            raise BadRequest(f"'inputs[{i}]' must be a string, got {kind_of(item)}", field=f"inputs[{i}]")
     return inputs
 
 
@@ -51,7 +45,3 @@ def format_outputs(info: ModelInfo, rows: np.ndarray) -> bytes:
         return orjson.dumps({"outputs": outputs})
     return orjson.dumps({"outputs": np.ascontiguousarray(rows, dtype=np.float32)}, option=orjson.OPT_SERIALIZE_NUMPY)
 
-
-def _kind(value: object) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
-            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)

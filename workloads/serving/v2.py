@@ -15,7 +15,7 @@ import orjson
 
 from .errors import BadRequest
 from .model import CLASSIFICATION, ModelInfo
-from .sagemaker import _kind
+from .payload import json_object, kind_of
 
 INPUT_NAME = "text"
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -67,23 +67,16 @@ def parse_infer(body: bytes, header_length: str | None, info: ModelInfo, max_inp
             raise BadRequest(f"{HEADER_LENGTH} is {header_length!r}, not a length within the body",
                              field=HEADER_LENGTH)
         body, binary = body[:n], body[n:]
-    if not body:
-        raise BadRequest("request body is empty; expected an inference request object", field="body")
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc}", field="body") from None
-    if not isinstance(doc, dict):
-        raise BadRequest(f"request body must be a JSON object, got {_kind(doc)}", field="body")
+    doc = json_object(body, "an inference request object")
     req_id = doc.get("id")
     if req_id is not None and not isinstance(req_id, str):
-        raise BadRequest(f"'id' must be a string, got {_kind(req_id)}", field="id")
+        raise BadRequest(f"'id' must be a string, got {kind_of(req_id)}", field="id")
     inputs = doc.get("inputs")
     if not isinstance(inputs, list) or len(inputs) != 1:
         raise BadRequest(f"'inputs' must be a list with exactly one tensor named '{INPUT_NAME}'", field="inputs")
     tensor = inputs[0]
     if not isinstance(tensor, dict):
-        raise BadRequest(f"'inputs[0]' must be an object, got {_kind(tensor)}", field="inputs[0]")
+        raise BadRequest(f"'inputs[0]' must be an object, got {kind_of(tensor)}", field="inputs[0]")
     if tensor.get("name") != INPUT_NAME:
         raise BadRequest(f"'inputs[0].name' is {tensor.get('name')!r}; this model's input is '{INPUT_NAME}'",
                          field="inputs[0].name")
@@ -113,14 +106,14 @@ def parse_infer(body: bytes, header_length: str | None, info: ModelInfo, max_inp
 
 def _json_texts(data: Any, count: int) -> list[str]:
     if not isinstance(data, list):
-        raise BadRequest(f"'inputs[0].data' must be a list of strings, got {_kind(data)}", field="inputs[0].data")
+        raise BadRequest(f"'inputs[0].data' must be a list of strings, got {kind_of(data)}", field="inputs[0].data")
     flat = [d[0] if isinstance(d, list) and len(d) == 1 else d for d in data]  # [N, 1] may come nested
     if len(flat) != count:
         raise BadRequest(f"'inputs[0].data' has {len(flat)} elements but the shape says {count}",
                          field="inputs[0].data")
     for i, item in enumerate(flat):
         if not isinstance(item, str):
-            raise BadRequest(f"'inputs[0].data[{i}]' must be a string, got {_kind(item)}",
+            raise BadRequest(f"'inputs[0].data[{i}]' must be a string, got {kind_of(item)}",
                              field=f"inputs[0].data[{i}]")
     return flat
 
@@ -156,7 +149,7 @@ def _requested_outputs(doc: dict[str, Any], info: ModelInfo) -> list[tuple[str, 
     if requested is None:
         return [(name, default_binary) for name in known]
     if not isinstance(requested, list):
-        raise BadRequest(f"'outputs' must be a list, got {_kind(requested)}", field="outputs")
+        raise BadRequest(f"'outputs' must be a list, got {kind_of(requested)}", field="outputs")
     out = []
     for i, item in enumerate(requested):
         name = item.get("name") if isinstance(item, dict) else None
