@@ -26,6 +26,7 @@ from components.compute_settings import (
     training_pod,
 )
 from components.encryption import EncryptionKeys
+from components.feature_store import REDIS_PORT, FeatureStore
 from components.kubernetes_addons import KubernetesAddons
 from components.settings import PlatformSettings
 from components.storage import Storage
@@ -67,7 +68,8 @@ class ClusterWorkloads(pulumi.ComponentResource):
     Service, HorizontalPodAutoscaler and PodDisruptionBudget."""
 
     def __init__(self, name: str, settings: PlatformSettings, *, addons: KubernetesAddons, storage: Storage,
-                 keys: EncryptionKeys, opts: pulumi.ResourceOptions | None = None) -> None:
+                 keys: EncryptionKeys, feature_store: FeatureStore,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:cluster_workloads:ClusterWorkloads", name, None, opts)
         config: WorkloadSettings = settings.workloads
         pools = {p.name: p for p in settings.node_pools}
@@ -77,6 +79,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
         self._settings = settings
         self._storage = storage
         self._models_key = keys.arn("models")
+        self._feature_store = feature_store
         self._image = {repo: pulumi.Output.concat(r.repository_url, ":", config.image_tag)
                        for repo, r in storage.repositories.items()}
         self._training(name, config, pools[config.training.pool])
@@ -176,6 +179,13 @@ class ClusterWorkloads(pulumi.ComponentResource):
         }
 
     # --- serving ---------------------------------------------------------------------------------------------
+    def _shared_cache(self) -> dict[str, pulumi.Input[str]]:
+        """The feature store as the servers' shared result cache: its TLS endpoint, and the ARN of the secret
+        holding its AUTH token (read by the server with its IRSA role), never the token itself."""
+        store = self._feature_store
+        return {"SERVING_REDIS_URL": pulumi.Output.concat("rediss://", store.endpoint, ":", str(REDIS_PORT)),
+                "SERVING_REDIS_AUTH_SECRET_ARN": store.secret.arn}
+
     def _serving(self, name: str, config: WorkloadSettings, pool: NodePoolSettings) -> None:
         spec = SERVICE_ACCOUNTS["serving"]
         serving = config.serving
@@ -185,7 +195,8 @@ class ClusterWorkloads(pulumi.ComponentResource):
         fetch = self._fetch_model(serving.model_prefix, MODEL_DIR)
         server = {
             "name": "server", "image": self._image["serving"], "command": ["serve"],
-            "env": self._env({"SERVING_MODEL_DIR": MODEL_DIR, "SERVING_PORT": str(SERVING_PORT)}),
+            "env": self._env({"SERVING_MODEL_DIR": MODEL_DIR, "SERVING_PORT": str(SERVING_PORT),
+                              **self._shared_cache()}),
             "ports": [{"name": "http", "container_port": SERVING_PORT}],
             "resources": resources(size, accelerator),
             "readiness_probe": {"http_get": {"path": "/v2/health/ready", "port": "http"},

@@ -48,8 +48,6 @@ class AiPlatform(pulumi.ComponentResource):
                                                   opts=child)
         self.kubernetes = KubernetesAddons("kubernetes", settings, cluster=self.cluster,
                                            identity=self.workload_identity, node_groups=node_groups, opts=child)
-        self.cluster_workloads = ClusterWorkloads("workloads", settings, addons=self.kubernetes,
-                                                  storage=self.storage, keys=self.keys, opts=child)
         # Data and serving services: MSK and Redis admit only the EKS nodes and the endpoints; monitoring comes
         # before the endpoints because their blue/green rollout rolls back on its alarms.
         self.serving = ServingSecurityGroup("serving", settings, network=self.network, opts=child)
@@ -58,6 +56,11 @@ class AiPlatform(pulumi.ComponentResource):
                                    clients=data_clients, opts=child)
         self.feature_store = FeatureStore("feature-store", settings, network=self.network, keys=self.keys,
                                           clients=data_clients, opts=child)
+        # The model servers use the feature store as their shared cache: their role may read its AUTH secret.
+        self.workload_identity.grant_feature_store(self.feature_store, self.keys, settings.region)
+        self.cluster_workloads = ClusterWorkloads("workloads", settings, addons=self.kubernetes,
+                                                  storage=self.storage, keys=self.keys,
+                                                  feature_store=self.feature_store, opts=child)
         self.monitoring = Monitoring("monitoring", settings, keys=self.keys, streaming=self.streaming,
                                      feature_store=self.feature_store, opts=child)
         self.inference = Inference("inference", settings, network=self.network, keys=self.keys,

@@ -18,6 +18,7 @@ from components.cluster import Cluster
 from components.compute_settings import CHECKPOINTS, COMPILED, TRAINED
 from components.context import AccountContext
 from components.encryption import EncryptionKeys
+from components.feature_store import FeatureStore
 from components.iam import policy_document, service_assume_role_policy
 from components.network import Network
 from components.settings import PlatformSettings
@@ -86,6 +87,18 @@ def data_statements(role: str, storage: Storage, keys: EncryptionKeys) -> list[d
     raise KeyError(role)
 
 
+def feature_store_statements(feature_store: FeatureStore, keys: EncryptionKeys, region: str) -> list[dict[str, Any]]:
+    """What the model server needs for the shared cache's AUTH token: that one secret, decrypted only through
+    Secrets Manager (the secret is encrypted with the data key)."""
+    return [
+        {"Sid": "ReadFeatureStoreAuthSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": feature_store.secret.arn},
+        {"Sid": "DecryptFeatureStoreAuthSecret", "Effect": "Allow", "Action": "kms:Decrypt",
+         "Resource": keys.arn("data"),
+         "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}},
+    ]
+
+
 class WorkloadIdentity(pulumi.ComponentResource):
     """IRSA roles per service account, plus the SageMaker training role and security group."""
 
@@ -108,12 +121,23 @@ class WorkloadIdentity(pulumi.ComponentResource):
             aws.iam.RolePolicyAttachment(f"{name}-{role}", role=irsa.name, policy_arn=policies[role].arn,
                                          opts=child)
             self.service_account_roles[role] = irsa
+        self._name = name
         self._sagemaker_training(name, settings, network, storage, keys, policies["training"])
         self.register_outputs({
             **{f"{role}ServiceAccountRoleArn": r.arn for role, r in self.service_account_roles.items()},
             "trainingRoleArn": self.sagemaker_training_role.arn,
             "trainingSecurityGroupId": self.training_security_group.id,
         })
+
+    def grant_feature_store(self, feature_store: FeatureStore, keys: EncryptionKeys,
+                            region: str) -> aws.iam.RolePolicy:
+        """Let the serving pods read the feature store's AUTH secret. A separate inline policy, added once the
+        feature store exists (it is built after this component), leaves the data policy as it is."""
+        self.serving_feature_store_policy = aws.iam.RolePolicy(
+            f"{self._name}-serving-feature-store", role=self.service_account_roles["serving"].id,
+            policy=policy_document(feature_store_statements(feature_store, keys, region)),
+            opts=pulumi.ResourceOptions(parent=self))
+        return self.serving_feature_store_policy
 
     def _sagemaker_training(self, name: str, settings: PlatformSettings, network: Network, storage: Storage,
                             keys: EncryptionKeys, data_policy: aws.iam.Policy) -> None:

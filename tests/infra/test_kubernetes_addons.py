@@ -176,9 +176,11 @@ def test_serving_role_reads_compiled_models_only(stack_graph):
     statements = statements_of(graph, role_by_arn(graph, graph.stack_outputs["servingServiceAccountRoleArn"]))
     models = f"arn:aws:s3:::{graph.stack_outputs['modelsBucketName']}"
     actions = {a for s in statements for a in as_list(s["Action"])}
-    assert actions == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt"}
+    # secretsmanager:GetSecretValue and the data key: the feature store's AUTH secret (test_serving_feature_store)
+    assert actions == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt", "secretsmanager:GetSecretValue"}
     assert grants(statements, "s3:GetObject") == [f"{models}/compiled/*"]
-    assert grants(statements, "kms:Decrypt") == [graph.stack_outputs["modelsKeyArn"]]
+    assert sorted(grants(statements, "kms:Decrypt")) == sorted([graph.stack_outputs["modelsKeyArn"],
+                                                                graph.stack_outputs["dataKeyArn"]])
 
 
 def test_training_role_reads_datasets_and_writes_checkpoints_and_models(stack_graph):

@@ -12,11 +12,14 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .metrics import Metrics
+
+if TYPE_CHECKING:
+    from .secrets import SecretsManagerToken
 
 log = logging.getLogger("workloads.serving.cache")
 
@@ -53,7 +56,7 @@ class RedisCache:
 
     def __init__(self, url: str, *, metrics: Metrics, auth_token: str | None = None, tls: bool = False,
                  ca_file: str | None = None, ttl_s: int = 3600, timeout_s: float = 0.05,
-                 retry_after_s: float = 2.0) -> None:
+                 retry_after_s: float = 2.0, credentials: SecretsManagerToken | None = None) -> None:
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -67,6 +70,9 @@ class RedisCache:
         }
         if auth_token:
             kwargs["password"] = auth_token
+        elif credentials is not None:
+            kwargs["credential_provider"] = credentials  # the token from Secrets Manager, read per connection
+        self._credentials = credentials
         if ca_file and url.startswith("rediss://"):
             kwargs["ssl_ca_certs"] = ca_file
         self._client = Redis.from_url(url, **kwargs)
@@ -83,7 +89,11 @@ class RedisCache:
         return time.monotonic() >= self._down_until
 
     def _failed(self, what: str, exc: BaseException) -> None:
+        from redis.exceptions import AuthenticationError
+
         self._metrics.cache_backend_errors.labels(self.BACKEND).inc()
+        if self._credentials is not None and isinstance(exc, AuthenticationError):
+            self._credentials.forget()  # refused: the token may have been rotated, so read the secret again
         if self.available:
             log.warning("redis cache unavailable, serving without it for %.1fs",
                         self._retry_after, extra={"event": "cache_degraded", "op": what,

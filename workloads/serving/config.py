@@ -11,7 +11,7 @@ import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, NoReturn, Sequence
 
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time endpoints reject payloads over 6 MB
@@ -36,6 +36,7 @@ class ServerConfig:
     cache_size: int = 10_000
     redis_url: str | None = None
     redis_auth_token: str | None = None
+    redis_auth_secret_arn: str | None = None
     redis_tls: bool = False
     redis_ca_file: str | None = None
     redis_ttl_s: int = 3600
@@ -73,9 +74,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Bad input is one line naming the flag, exit 2: no usage block burying it in a container's log."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     """The CLI; each option's default comes from `SERVING_<OPTION>` when that variable is set."""
-    p = argparse.ArgumentParser(
+    p = _OneLineParser(
         prog="python -m workloads.serving",
         description="Model server: SageMaker /invocations and Open Inference Protocol v2, with dynamic batching.",
     )
@@ -116,6 +124,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                    help="shared result cache, e.g. redis://host:6379/0 or rediss://host:6379 for TLS")
     p.add_argument("--redis-auth-token", default=env("redis_auth_token", None),
                    help="Redis AUTH token (prefer the SERVING_REDIS_AUTH_TOKEN variable over the flag)")
+    p.add_argument("--redis-auth-secret-arn", default=env("redis_auth_secret_arn", None),
+                   help="read the Redis AUTH token at startup from this Secrets Manager secret (a plain string, "
+                        "or JSON with authToken as the feature store writes it), with the process's own role")
     p.add_argument("--redis-tls", action="store_true",
                    default=str(env("redis_tls", "")).lower() in ("1", "true", "yes"),
                    help="use TLS to Redis even when the URL says redis://")
@@ -152,6 +163,17 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         parser.error(f"--port must be between 0 and 65535, got {port}")
     if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
         parser.error(f"--redis-url must start with redis://, rediss:// or unix://, got {args.redis_url!r}")
+    if args.redis_auth_secret_arn:
+        from .secrets import secret_region
+
+        try:
+            secret_region(args.redis_auth_secret_arn)
+        except ValueError as exc:
+            parser.error(f"--redis-auth-secret-arn: {exc}")
+        if args.redis_auth_token:
+            parser.error("--redis-auth-secret-arn and --redis-auth-token are alternatives: give one")
+        if not args.redis_url:
+            parser.error("--redis-auth-secret-arn needs --redis-url")
     model_dir = Path(args.model_dir)
     name = args.model_name or model_dir.resolve().name or "model"
     return ServerConfig(
@@ -161,6 +183,7 @@ def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] |
         max_seq_len=args.max_seq_len,
         torch_threads=args.torch_threads,
         cache_size=args.cache_size, redis_url=args.redis_url, redis_auth_token=args.redis_auth_token,
+        redis_auth_secret_arn=args.redis_auth_secret_arn,
         redis_tls=args.redis_tls, redis_ca_file=args.redis_ca_file, redis_ttl_s=args.redis_ttl_s,
         redis_timeout_ms=args.redis_timeout_ms,
         shutdown_grace_s=args.shutdown_grace_s, log_level=args.log_level, access_log=args.access_log,

@@ -24,16 +24,21 @@ from .config import ServerConfig, parse_config
 from .logs import setup_logging
 from .metrics import Metrics
 from .model import ModelLoadError, Predictor, load_predictor
+from .secrets import SecretsManagerToken
 from .service import InferenceService
 
 log = logging.getLogger("workloads.serving")
 WARMUP_TEXT = "A short sentence to warm up the tokenizer, the allocator and every kernel the model uses."
 
 
-def load_and_warm(config: ServerConfig, predictor: Predictor | None = None) -> Predictor:
+def load_and_warm(config: ServerConfig, predictor: Predictor | None = None,
+                  credentials: SecretsManagerToken | None = None) -> Predictor:
     """Load the model (unless given one) and run it at batch size 1 and at the full batch size, so the
-    first request is not slow."""
+    first request is not slow; read the Redis token meanwhile, so the first connection need not."""
     import torch
+
+    if credentials is not None:
+        credentials.prefetch()
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
@@ -51,7 +56,8 @@ def load_and_warm(config: ServerConfig, predictor: Predictor | None = None) -> P
     return predictor
 
 
-def build_service(config: ServerConfig, predictor: Predictor, metrics: Metrics) -> InferenceService:
+def build_service(config: ServerConfig, predictor: Predictor, metrics: Metrics,
+                  credentials: SecretsManagerToken | None = None) -> InferenceService:
     batcher = DynamicBatcher(predictor.predict, max_batch_size=config.max_batch_size,
                              max_wait_s=config.max_wait_ms / 1000.0, max_queue=config.max_queue, metrics=metrics,
                              active_requests=lambda: service.active)  # `service` is bound below
@@ -59,7 +65,7 @@ def build_service(config: ServerConfig, predictor: Predictor, metrics: Metrics) 
     if config.redis_url:
         redis = RedisCache(config.redis_url, metrics=metrics, auth_token=config.redis_auth_token,
                            tls=config.redis_tls, ca_file=config.redis_ca_file, ttl_s=config.redis_ttl_s,
-                           timeout_s=config.redis_timeout_ms / 1000)
+                           timeout_s=config.redis_timeout_ms / 1000, credentials=credentials)
     cache = ResultCache(predictor.info.identity, predictor.info.dim, metrics=metrics,
                         lru=LRUCache(config.cache_size) if config.cache_size else None, redis=redis)
     service = InferenceService(predictor, batcher, cache, config.request_timeout_s)
@@ -90,7 +96,10 @@ async def serve(config: ServerConfig, *, predictor: Predictor | None = None,
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
 
-    loading = loop.run_in_executor(None, load_and_warm, config, predictor)
+    credentials = None
+    if config.redis_url and config.redis_auth_secret_arn:
+        credentials = SecretsManagerToken(config.redis_auth_secret_arn)
+    loading = loop.run_in_executor(None, load_and_warm, config, predictor, credentials)
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait([loading, stopping], return_when=asyncio.FIRST_COMPLETED)
     code = 0
@@ -106,7 +115,11 @@ async def serve(config: ServerConfig, *, predictor: Predictor | None = None,
             code = 1
             stop.set()
         else:
-            state.service = build_service(config, predictor, metrics)
+            state.service = build_service(config, predictor, metrics, credentials)
+            if credentials is not None and credentials.cached is None:
+                # Unread at startup: counted as a shared-cache failure until a connection reads it.
+                metrics.cache_backend_errors.labels(RedisCache.BACKEND).inc()
+                metrics.cache_backend_up.labels(RedisCache.BACKEND).set(0)
             state.service.batcher.start()
             metrics.info.labels(config.model_name, predictor.info.identity[:16], predictor.info.task).set(1)
             metrics.ready.set(1)
