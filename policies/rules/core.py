@@ -205,6 +205,12 @@ def items(value: Any) -> list[Mapping[str, Any]]:
     return []
 
 
+def block(value: Any) -> Mapping[str, Any]:
+    """A nested block that may arrive as one object or a one-item list (provider versions differ)."""
+    found = items(value)
+    return found[0] if found else {}
+
+
 def find_all(value: Any, key: str) -> list[Any]:
     """Every value stored under `key` anywhere in a nested structure (shape-independent lookups)."""
     found: list[Any] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .core import Resource, RuleSet, Stack, Violation, as_list, find_all, items, strings, truthy
+from .core import Resource, RuleSet, Stack, Violation, as_list, block, find_all, items, strings, truthy
 from .types import (EKS_CLUSTER, EKS_NODE_GROUP, INSTANCE, INTERNET_GATEWAY, LAUNCH_TEMPLATE, MSK_CLUSTER,
                     REDIS_GROUP, CACHE_SUBNET_GROUP, ROUTE, ROUTE_TABLE, ROUTE_TABLE_ASSOCIATION,
                     S3_ACCOUNT_PUBLIC_ACCESS_BLOCK, S3_ACLS, S3_BUCKETS, S3_PUBLIC_ACCESS_BLOCK, SAGEMAKER_MODEL,
@@ -59,9 +59,7 @@ def world_ingress(resource: Resource, config: Mapping[str, Any]) -> Iterator[str
     remediation="Set vpcConfig.endpointPrivateAccess=true and endpointPublicAccess=false (or publicAccessCidrs to "
                 "the operators' ranges).")
 def eks_endpoint(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    vpc = resource.props.get("vpcConfig") or {}
-    if isinstance(vpc, list):
-        vpc = vpc[0] if vpc else {}
+    vpc = block(resource.props.get("vpcConfig"))
     # AWS defaults to a public endpoint when endpointPublicAccess is not set.
     if vpc.get("endpointPublicAccess") is not False:
         cidrs = set(as_list(vpc.get("publicAccessCidrs")))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from .core import Resource, RuleSet, as_list, items, number
+from .core import Resource, RuleSet, as_list, block, items, number
 from .types import EKS_NODE_GROUP, INSTANCE, K8S_POD, K8S_WORKLOADS, LAUNCH_TEMPLATE
 
 rules = RuleSet("hardening")
@@ -18,9 +18,7 @@ rules = RuleSet("hardening")
     remediation="Set metadataOptions={httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1}; "
                 "pods get AWS access through IRSA / Pod Identity.")
 def imdsv2(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    options = resource.props.get("metadataOptions") or {}
-    if isinstance(options, list):
-        options = options[0] if options else {}
+    options = block(resource.props.get("metadataOptions"))
     if options.get("httpEndpoint") == "disabled":
         return
     if options.get("httpTokens") != "required":
