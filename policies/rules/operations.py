@@ -42,9 +42,9 @@ def prod_min_instances(stack: Stack, config: Mapping[str, Any]) -> Iterator[Viol
                 yield Violation(f"endpoint {endpoint.name} variant {variant.get('variantName', '?')} starts with "
                                 f"{int(count)} instance(s); prod needs at least 2", endpoint.urn)
         for target in scaling_targets(stack, endpoint):
-            if (number(target.props.get("minCapacity"), 0) or 0) < 2:
-                yield Violation(f"endpoint {endpoint.name} may scale in to "
-                                f"{int(number(target.props.get('minCapacity'), 0) or 0)} instance(s); prod needs "
+            floor = number(target.props.get("minCapacity"), 0) or 0
+            if floor < 2:
+                yield Violation(f"endpoint {endpoint.name} may scale in to {int(floor)} instance(s); prod needs "
                                 f"minCapacity >= 2", endpoint.urn)
 
 
