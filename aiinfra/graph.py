@@ -48,6 +48,7 @@ class ResourceGraph:
     records: list[ResourceRecord] = field(default_factory=list)
     stack_outputs: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    _index: dict[str, ResourceRecord] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __iter__(self) -> Iterator[ResourceRecord]:
         return iter(self.records)
@@ -57,7 +58,10 @@ class ResourceGraph:
 
     @property
     def by_urn(self) -> dict[str, ResourceRecord]:
-        return {r.urn: r for r in self.records}
+        """URN -> record; built once and rebuilt only when records were added (the synth appends them)."""
+        if len(self._index) != len(self.records):
+            self._index = {r.urn: r for r in self.records}
+        return self._index
 
     def of_type(self, *types: str) -> list[ResourceRecord]:
         return [r for r in self.records if r.type in types]
