@@ -14,6 +14,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
+from contracts.instances import LOCAL_NVME_FAMILIES
+
 from components.compute_settings import (
     ClusterSettings,
     KubernetesSettings,
@@ -164,12 +166,6 @@ CACHE_ENGINE_FAMILIES: Mapping[str, Mapping[str, str]] = {
     "redis": {"6.2": "redis6.x", "7.0": "redis7", "7.1": "redis7"},
     "valkey": {"7.2": "valkey7", "8.0": "valkey8", "8.1": "valkey8"},
 }
-# SageMaker instance families with local NVMe storage: their volumes are encrypted by the instance's hardware
-# module and CreateEndpointConfig rejects a KmsKeyId for them, so they cannot use the models key.
-INSTANCE_STORAGE_FAMILIES = ("c5d", "m5d", "r5d", "c6id", "m6id", "r6id", "g4dn", "g5", "g6", "g6e", "p3dn",
-                             "p4d", "p4de", "p5", "p5e", "trn1", "trn1n")
-
-
 @dataclass(frozen=True)
 class StreamingSettings(Section):
     """The MSK cluster: Kafka version, broker size and count per AZ, storage and its autoscaling, topics."""
@@ -332,7 +328,7 @@ class EndpointSettings(Section):
             raise where.child("instanceType").error(
                 "Inf1 endpoints cannot use deployment guardrails (canary rollout, rollback); allowed: ml.inf2.*",
                 self.instance_type)
-        if family in INSTANCE_STORAGE_FAMILIES:
+        if family in LOCAL_NVME_FAMILIES:
             raise where.child("instanceType").error(
                 "has local instance storage, for which SageMaker refuses a customer KMS key; allowed: families "
                 "without it, e.g. ml.inf2, ml.m5, ml.c6i, ml.p3", self.instance_type)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from contracts.instances import LOCAL_NVME_FAMILIES, family_of
+
 from .core import Resource, RuleSet, Stack, Violation, find_all, items, policy_json, statements, truthy
 from .types import (ECR_REPOSITORY, EKS_CLUSTER, KMS_KEY, LAUNCH_TEMPLATE, LOG_GROUP, MSK_CLUSTER, REDIS_GROUP,
                     S3_BUCKET_POLICY, S3_BUCKETS, S3_SSE, SAGEMAKER_ENDPOINT_CONFIG, SNS_TOPIC)
@@ -14,10 +16,7 @@ rules = RuleSet("encryption")
 KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
 AWS_MANAGED_KEY_PREFIX = "alias/aws/"
 
-# SageMaker refuses a KMS key for the ML storage volume of instances whose storage is local NVMe (it is
-# hardware-encrypted); those variants are exempt from the volume-key requirement.
-LOCAL_NVME_FAMILIES = {"g4dn", "g5", "g6", "g6e", "p3dn", "p4d", "p4de", "p5", "p5e", "m5d", "c5d", "r5d",
-                       "m6id", "c6id", "r6id", "trn1", "trn1n"}
+# SageMaker refuses a KMS key for the ML storage volume of local-NVMe instances (the catalog says which).
 
 
 def _customer_key(value: Any) -> bool:
@@ -142,10 +141,6 @@ def elasticache_encryption(resource: Resource, config: Mapping[str, Any]) -> Ite
         yield "TLS is only preferred (transitEncryptionMode = 'preferred'; allowed: required)"
 
 
-def _family(instance_type: str) -> str:
-    return instance_type.removeprefix("ml.").split(".")[0]
-
-
 @rules.resource(
     "sagemaker-endpoint-storage-cmk", types=(SAGEMAKER_ENDPOINT_CONFIG,), severity="high",
     description="SageMaker endpoint configurations encrypt the instances' ML storage volume with a customer key "
@@ -154,7 +149,7 @@ def _family(instance_type: str) -> str:
 def sagemaker_storage(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     variants = items(resource.props.get("productionVariants")) + items(resource.props.get("shadowProductionVariants"))
     needs_key = [v for v in variants if v.get("instanceType")
-                 and _family(str(v["instanceType"])) not in LOCAL_NVME_FAMILIES]
+                 and family_of(str(v["instanceType"])) not in LOCAL_NVME_FAMILIES]
     if needs_key and not _customer_key(resource.props.get("kmsKeyArn")):
         types = sorted({str(v["instanceType"]) for v in needs_key})
         yield f"ML storage volumes of {', '.join(types)} are not encrypted with a customer key (kmsKeyArn)"
