@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from components.config_schema import SettingsError
+from contracts.config import SettingsError
 
 
 class UsageError(Exception):

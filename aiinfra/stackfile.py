@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from components.config_schema import SettingsError
+from contracts.config import SettingsError
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_PLACEHOLDER = "[secret:{key} - encrypted in the stack file; not decrypted offline]"

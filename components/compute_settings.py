@@ -22,7 +22,7 @@ from components.accelerators import (
     reserved_label_keys,
     reserved_taint_keys,
 )
-from components.config_schema import Section, Where, camel, field, parse_cidr
+from contracts.config import Section, Where, camel, field, parse_cidr
 
 KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34")
 REQUIRED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver")

@@ -23,7 +23,7 @@ from components.compute_settings import (
     WorkloadSettings,
     check_compute,
 )
-from components.config_schema import (
+from contracts.config import (
     Section,
     SettingsError,
     Where,

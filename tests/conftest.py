@@ -77,7 +77,7 @@ def synth_with(write_stack: Callable[..., Path]) -> Callable[..., Any]:
 def settings_error(write_stack: Callable[..., Path]) -> Callable[..., str]:
     """The one-line message a bad stack file produces (fails the test if the config is accepted)."""
     from aiinfra.stackfile import load_stack_config
-    from components.config_schema import SettingsError
+    from contracts.config import SettingsError
     from components.settings import parse_settings
 
     def message(overrides: Mapping[str, Any], base: str = "dev") -> str:

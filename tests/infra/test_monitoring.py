@@ -13,7 +13,7 @@ import pytest
 from services_graph import ALARM, MSK, REDIS, alarm_dimensions, key_arn, only, statements
 
 from aiinfra.stackfile import load_stack_config
-from components.config_schema import camel
+from contracts.config import camel
 from components.settings import parse_settings
 
 STACKS = ("dev", "staging", "prod")

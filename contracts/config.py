@@ -1,7 +1,10 @@
-"""Turns raw stack config into frozen dataclasses, with one-line errors that name the file and the key.
+"""Turns raw config into frozen dataclasses, with one-line errors that name the file and the key.
 
 Every settings section is a frozen dataclass; this module knows how to read any of them, so that adding a
-section means declaring a dataclass, not writing another parser. Stack files use camelCase keys (Pulumi's
+section means declaring a dataclass, not writing another parser. It is the one parser for the stack settings,
+the training config and the serving config, and it lives in the dependency-free contracts package (rather than
+being pydantic) so the workload images and the policy pack can import it without the infrastructure's
+packages, and so errors keep the stack's camelCase key paths. Stack files use camelCase keys (Pulumi's
 convention); dataclass fields are snake_case and mapped automatically.
 """
 
