@@ -21,7 +21,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.stack import run_in_stack
 
-from aiinfra.graph import STACK_TYPE, ResourceGraph, ResourceRecord
+from aiinfra.graph import STACK_TYPE, ResourceGraph, ResourceRecord, canonical_order
 from aiinfra.mocks import PlatformMocks
 from aiinfra.stackfile import ROOT, StackConfig, load_stack_config
 from components import settings as settings_module
@@ -81,7 +81,8 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         response = super().RegisterResource(request)
         raw_inputs = json_format.MessageToDict(request.object)
         raw_outputs = json_format.MessageToDict(response.object) if response.object else {}
-        deps = {k: tuple(v.urns) for k, v in request.propertyDependencies.items()}
+        # The SDK collects dependencies in sets: sort them so every run records the same lists.
+        deps = {k: tuple(sorted(v.urns)) for k, v in request.propertyDependencies.items()}
         # The mock echoes secret inputs back in plain text; mask them in the outputs as the engine would,
         # together with the outputs the provider schema declares secret (e.g. a generated password).
         secret_outputs = set(request.additionalSecretOutputs) | {
@@ -90,7 +91,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         record = ResourceRecord(
             urn=response.urn, type=request.type, name=request.name, custom=bool(request.custom),
             parent=request.parent, provider=request.provider, id=response.id,
-            dependencies=tuple(request.dependencies), property_dependencies=deps,
+            dependencies=tuple(sorted(request.dependencies)), property_dependencies=deps,
             inputs=plain(raw_inputs), outputs=outputs if request.type != STACK_TYPE else {},
         )
         self.graph.records.append(record)
@@ -144,6 +145,7 @@ def _run(program: Callable[[], Any], config: StackConfig, progress: Progress | N
         _drain(loop)
         asyncio.set_event_loop(None)
         loop.close()
+    graph.records[:] = canonical_order(graph.records)
     return graph
 
 

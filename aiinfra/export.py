@@ -30,7 +30,7 @@ def add_parser(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     document = export_document(synthesize_from_args(args))
-    text = json.dumps(document, indent=2, sort_keys=False) + "\n"
+    text = export_text(document)
     if args.out == "-":
         sys.stdout.write(text)
     else:
@@ -39,13 +39,21 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def export_document(graph: ResourceGraph) -> dict[str, Any]:
-    """A version-3 deployment: manifest plus one entry per resource, stack first, in registration order."""
+def export_text(document: dict[str, Any]) -> str:
+    """The file `aiinfra export` writes; the golden-export test compares exactly this text."""
+    return json.dumps(document, indent=2, sort_keys=False) + "\n"
+
+
+def export_document(graph: ResourceGraph, *, time: datetime | None = None) -> dict[str, Any]:
+    """A version-3 deployment: manifest plus one entry per resource, stack first, in registration order.
+
+    `time` is the manifest's timestamp (now when omitted); the golden-export test pins it.
+    """
     return {
         "version": 3,
         "deployment": {
             "manifest": {
-                "time": datetime.now(timezone.utc).isoformat(),
+                "time": (time or datetime.now(timezone.utc)).isoformat(),
                 "magic": "",
                 "version": f"v{metadata.version('pulumi')}",
             },

@@ -6,7 +6,8 @@ never disagree about what the program declares.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,40 @@ class ResourceRecord:
     @property
     def is_provider(self) -> bool:
         return self.type.startswith("pulumi:providers:")
+
+
+def canonical_order(records: Iterable[ResourceRecord]) -> list[ResourceRecord]:
+    """Records in a deterministic order the engine would accept: the stack first, and every resource after its
+    parent, its provider and its dependencies; among resources that are free to go, the smaller URN first.
+
+    The SDK's registration order depends on thread scheduling and its dependency lists on set iteration (string
+    hashes differ per process), so the order they arrive in is not stable from run to run; this one is.
+    """
+    records = list(records)
+    by_urn = {r.urn: r for r in records}
+    waiting_on: dict[str, set[str]] = {}
+    blocks: dict[str, list[str]] = {}
+    for record in records:
+        before = {record.parent, record.provider.rsplit("::", 1)[0], *record.dependencies} & by_urn.keys()
+        before.discard(record.urn)
+        waiting_on[record.urn] = before
+        for urn in before:
+            blocks.setdefault(urn, []).append(record.urn)
+    ready = [(r.type != STACK_TYPE, r.urn) for r in records if not waiting_on[r.urn]]
+    heapq.heapify(ready)
+    ordered: list[ResourceRecord] = []
+    while ready:
+        _, urn = heapq.heappop(ready)
+        ordered.append(by_urn[urn])
+        for later in blocks.get(urn, ()):
+            waiting_on[later].discard(urn)
+            if not waiting_on[later]:
+                heapq.heappush(ready, (by_urn[later].type != STACK_TYPE, later))
+    if len(ordered) != len(records):
+        # A cycle cannot come from a real program (the SDK waits on each dependency); keep what is left as is.
+        placed = {r.urn for r in ordered}
+        ordered.extend(r for r in records if r.urn not in placed)
+    return ordered
 
 
 @dataclass
