@@ -23,6 +23,11 @@ EFA = "vpc.amazonaws.com/efa"
 ACCELERATOR_LABEL = "accelerator"
 POOL_LABEL = "aiinfra.io/node-pool"
 EFA_LABEL = "vpc.amazonaws.com/efa.present"
+# The job a pool does for the workloads placed on it: the pool a workload section names (`workloads.serving.pool`
+# and so on) carries that role. Policies key on it (prod serving pools stay on-demand), never on pool names.
+ROLE_LABEL = "aiinfra.io/pool-role"
+SERVING_ROLE = "serving"
+POOL_ROLES: tuple[str, ...] = ("system", "training", "compilation", SERVING_ROLE)
 
 
 @dataclass(frozen=True)

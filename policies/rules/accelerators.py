@@ -3,44 +3,43 @@ serving, and only instance types on the configured allow-list."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from fnmatch import fnmatch
 from typing import Any
 
-from .core import Resource, RuleSet, Stack, Violation, as_list, items, strings
+from contracts.instances import (NEURON_CORE, NEURON_DEVICE, NVIDIA_GPU, PROFILES, ROLE_LABEL, SAGEMAKER_PREFIX,
+                                 SERVING_ROLE, accelerator_of, allowed_types, profile_of)
+
+from .core import Resource, RuleSet, Stack, Violation, as_list, items
 from .types import (EKS_NODE_GROUP, LAUNCH_TEMPLATE, PLACEMENT_GROUP, SAGEMAKER_ENDPOINT_CONFIG,
                     SAGEMAKER_NOTEBOOK)
 
 rules = RuleSet("accelerators")
 
-NVIDIA, NEURON = "nvidia-gpu", "neuron"
-TAINT_KEYS = {NVIDIA: ("nvidia.com/gpu",), NEURON: ("aws.amazon.com/neuron", "aws.amazon.com/neuroncore")}
+# Keyed by the catalog's accelerator kind (`contracts.instances.accelerator_of`): nvidia or neuron.
+NVIDIA, NEURON = "nvidia", "neuron"
+TAINT_KEYS = {NVIDIA: (NVIDIA_GPU,), NEURON: (NEURON_DEVICE, NEURON_CORE)}
 AMI_TYPES = {
     NVIDIA: ("AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA",
              "BOTTLEROCKET_ARM_64_NVIDIA", "AL2_x86_64_GPU"),
     NEURON: ("AL2023_x86_64_NEURON", "AL2_x86_64_GPU"),
 }
 ACCELERATED_AMI_TYPES = set(AMI_TYPES[NVIDIA]) | set(AMI_TYPES[NEURON])
+SAGEMAKER = "sagemaker"
+UNKNOWN = "unknown"
 
 
 def profile(instance_type: str) -> str:
-    """The accelerator profile of an instance type: cpu, nvidia-gpu, trainium, inferentia, or sagemaker."""
-    if instance_type.startswith("ml."):
-        return "sagemaker"
-    family = instance_type.split(".")[0]
-    if family.startswith("trn"):
-        return "trainium"
-    if family.startswith("inf"):
-        return "inferentia"
-    if re.match(r"^(p\d|g\d|gr\d)", family):
-        return NVIDIA
-    return "cpu"
+    """The allow-list an instance type is checked against: its catalog profile (cpu, nvidia-gpu, trainium,
+    inferentia), `sagemaker` for SageMaker's `ml.` types, or `unknown` when the catalog does not know it."""
+    if instance_type.startswith(SAGEMAKER_PREFIX):
+        return SAGEMAKER
+    return profile_of(instance_type) or UNKNOWN
 
 
-def accelerator(instance_type: str) -> str | None:
-    kind = profile(instance_type)
-    return NVIDIA if kind == NVIDIA else NEURON if kind in ("trainium", "inferentia") else None
+def not_in_catalog(instance_type: str) -> str:
+    return (f"instance type {instance_type} is not in the instance catalog (contracts/instances.py), so its "
+            f"hardware (and the AMI, taint and allow-list it needs) is unknown")
 
 
 def launch_template_of(stack: Stack, node_group: Resource) -> Resource | None:
@@ -59,10 +58,14 @@ def node_group_instance_types(stack: Stack, node_group: Resource) -> list[str]:
 
 
 def _accelerated_groups(stack: Stack) -> Iterator[tuple[Resource, str, list[str]]]:
+    """Each node group with its hardware by the catalog: nvidia, neuron, cpu, or unknown when any of its
+    types is not in the catalog (a rule then says so instead of guessing)."""
     for group in stack.of_type(EKS_NODE_GROUP):
         types = node_group_instance_types(stack, group)
-        kinds = {accelerator(t) for t in types}
-        kind = next((k for k in kinds if k), None)
+        if any(profile_of(t) is None for t in types):
+            yield group, UNKNOWN, types
+            continue
+        kind = next((k for k in (accelerator_of(t) for t in types) if k), None)
         yield group, kind or "cpu", types
 
 
@@ -74,8 +77,8 @@ def _accelerated_groups(stack: Stack) -> Iterator[tuple[Resource, str, list[str]
                 "effect: 'NO_SCHEDULE'}] to the node group.")
 def tainted(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation]:
     for group, kind, types in _accelerated_groups(stack):
-        if kind == "cpu":
-            continue
+        if kind not in TAINT_KEYS:
+            continue  # cpu, or unknown hardware: accelerator-pools-matching-ami reports the latter
         taints = items(group.props.get("taints"))
         if not any(t.get("key") in TAINT_KEYS[kind] and t.get("effect") in ("NO_SCHEDULE", "NO_EXECUTE")
                    for t in taints):
@@ -92,7 +95,10 @@ def tainted(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation]:
 def matching_ami(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation]:
     for group, kind, types in _accelerated_groups(stack):
         ami = group.props.get("amiType")
-        if kind == "cpu":
+        if kind == UNKNOWN:
+            unknown = next(t for t in types if profile_of(t) is None)
+            yield Violation(f"node group {group.name}: {not_in_catalog(unknown)}", group.urn)
+        elif kind == "cpu":
             if ami in ACCELERATED_AMI_TYPES:
                 yield Violation(f"CPU node group {group.name} uses the accelerated AMI type {ami}", group.urn)
         elif ami not in AMI_TYPES[kind]:
@@ -122,36 +128,30 @@ def efa_placement(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation
                             f"placement group (placement.groupName)", group.urn)
 
 
-SERVING_PATTERN = {"servingPoolPattern": {
-    "type": "string", "default": "serv|infer",
-    "description": "regular expression matched against a node group's name and labels to tell serving pools"}}
-
-
 @rules.resource(
-    "no-spot-for-prod-serving", types=(EKS_NODE_GROUP,), severity="high", config=SERVING_PATTERN,
-    description="Prod serving node groups run on-demand: a spot reclaim must not take live traffic down.",
+    "no-spot-for-prod-serving", types=(EKS_NODE_GROUP,), severity="high",
+    description=f"Prod serving node groups (label {ROLE_LABEL}={SERVING_ROLE}) run on-demand: a spot reclaim "
+                "must not take live traffic down.",
     remediation="Set capacityType='ON_DEMAND' for serving pools in prod; keep spot for dev, batch and training.")
 def no_spot_serving(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     if resource.environment != "prod" or resource.props.get("capacityType") != "SPOT":
         return
-    pattern = re.compile(str(config.get("servingPoolPattern") or "serv|infer"), re.IGNORECASE)
-    names = [resource.name, str(resource.props.get("nodeGroupName") or "")] + strings(resource.props.get("labels"))
-    names += [str(k) for k in (resource.props.get("labels") or {})]
-    if any(pattern.search(n) for n in names):
+    labels = resource.props.get("labels")
+    if isinstance(labels, Mapping) and labels.get(ROLE_LABEL) == SERVING_ROLE:
         yield "prod serving node group runs on SPOT capacity"
 
 
-DEFAULT_ALLOWED = {
-    "cpu": ["t3.*", "m5.*", "m6i.*", "m6a.*", "m7i.*", "m7a.*", "c5.*", "c6i.*", "c7i.*", "r6i.*", "r7i.*"],
-    "nvidia-gpu": ["g5.*", "g6.*", "g6e.*", "p4d.24xlarge", "p5.48xlarge"],
-    "trainium": ["trn1.2xlarge", "trn1.32xlarge", "trn1n.32xlarge", "trn2.48xlarge"],
-    "inferentia": ["inf2.*"],
-    "sagemaker": ["ml.t2.medium", "ml.t3.*", "ml.m5.*", "ml.m6i.*", "ml.c5.*", "ml.c6i.*", "ml.g5.*", "ml.g6.*",
-                  "ml.inf2.*", "ml.trn1.*", "ml.p4d.24xlarge"],
+# What the settings accept per profile (the catalog: every CPU family, the known accelerated types), plus the
+# SageMaker types reviewed for endpoints and notebooks.
+DEFAULT_ALLOWED: dict[str, list[str]] = {
+    **{name: allowed_types(name) for name in PROFILES},
+    SAGEMAKER: ["ml.t2.medium", "ml.t3.*", "ml.m5.*", "ml.m6i.*", "ml.c5.*", "ml.c6i.*", "ml.g5.*", "ml.g6.*",
+                "ml.inf2.*", "ml.trn1.*", "ml.p4d.24xlarge"],
 }
 ALLOWED_SCHEMA = {"allowedInstanceTypes": {
     "type": "object", "default": DEFAULT_ALLOWED,
-    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+    "propertyNames": {"enum": [*PROFILES, SAGEMAKER]},
+    "additionalProperties": {"type": "array", "items": {"type": "string", "minLength": 1}},
     "description": "per accelerator profile (cpu, nvidia-gpu, trainium, inferentia, sagemaker): allowed "
                    "instance types, shell-style patterns such as 'g5.*'"}}
 
@@ -172,10 +172,13 @@ def _instance_types(resource: Resource) -> list[str]:
     description="Node groups, launch templates, endpoints and notebooks use only instance types on the allow-list "
                 "of their accelerator profile.",
     remediation="Pick an allowed type, or extend allowedInstanceTypes in the policy pack config after review.")
-def allowed_types(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
+def instance_types_allowed(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     allowed: Mapping[str, Any] = config.get("allowedInstanceTypes") or {}
     for instance_type in _instance_types(resource):
         kind = profile(instance_type)
+        if kind == UNKNOWN:
+            yield not_in_catalog(instance_type)
+            continue
         patterns = [str(p) for p in as_list(allowed.get(kind))]
         if not any(fnmatch(instance_type, p) for p in patterns):
             yield (f"instance type {instance_type} is not allowed for profile {kind}; "

@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
 
+from contracts.instances import ROLE_LABEL, SERVING_ROLE
 from policy_programs import KEY_ARN, RULES, findings, policy, tagged_provider
 
 Program = Callable[[], Any]
@@ -313,10 +314,15 @@ CASES = [
                                    network_interfaces=[{"device_index": 0, "interface_type": "efa"}]).id,
              "version": "1"}),
          "spans 2 subnets; allowed: exactly 1"),
-    Case("no-spot-for-prod-serving", lambda: node_group("serving", capacity_type="ON_DEMAND"),
-         lambda: node_group("serving", capacity_type="SPOT"), "prod serving node group runs on SPOT", stack="prod"),
-    Case("instance-types-allowed", lambda: node_group(instance_types=["m6i.2xlarge"]),
-         lambda: node_group(instance_types=["x2iedn.32xlarge"]), "instance type x2iedn.32xlarge is not allowed for profile cpu"),
+    # Serving pools by their role label, not their name: a spot pool named "serving" in another role passes.
+    Case("no-spot-for-prod-serving",
+         lambda: (node_group("online", capacity_type="ON_DEMAND", labels={ROLE_LABEL: SERVING_ROLE}),
+                  node_group("serving", capacity_type="SPOT", labels={ROLE_LABEL: "compilation"})),
+         lambda: node_group("online", capacity_type="SPOT", labels={ROLE_LABEL: SERVING_ROLE}),
+         "prod serving node group runs on SPOT", stack="prod"),
+    Case("instance-types-allowed", lambda: node_group(instance_types=["m6i.2xlarge", "c7a.large", "r5.xlarge"]),
+         lambda: node_group(instance_types=["p4de.24xlarge"]),
+         "instance type p4de.24xlarge is not allowed for profile nvidia-gpu"),
     # operations
     Case("sagemaker-prod-min-instances", lambda: serving_endpoint(), lambda: serving_endpoint(count=1, min_capacity=1),
          "variant primary starts with 1 instance(s); prod needs at least 2", stack="prod"),
