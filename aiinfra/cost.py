@@ -9,7 +9,7 @@ from collections import defaultdict
 from typing import Any
 
 from aiinfra.cli import UsageError
-from aiinfra.cost_model import Estimate, estimate, load_prices
+from policies.rules.cost_model import Estimate, estimate, load_prices
 from aiinfra.graph import ResourceGraph
 from aiinfra.policy_runner import resource_views
 from aiinfra.stack_args import add_stack_arguments, synthesize_from_args

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiinfra.graph import ResourceGraph, ResourceRecord
 from policies.rules import ALL_RULES, Resource, Rule, Stack
-from policies.rules.core import SEVERITIES
+from policies.rules.core import SEVERITIES, PolicyConfigError
 
 LEVELS = ("advisory", "mandatory", "disabled")
 
@@ -32,10 +32,6 @@ class Finding:
 
     def as_json(self) -> dict[str, str]:
         return asdict(self)
-
-
-class PolicyConfigError(ValueError):
-    """A policy-config file that does not fit the pack."""
 
 
 def _provider_urn(reference: str) -> str:
@@ -81,6 +77,11 @@ def load_policy_config(path: Path) -> dict[str, Any]:
         if extra:
             raise PolicyConfigError(f"{path}: {key}.{extra[0]}: not a setting of this policy; allowed: "
                                     f"{', '.join(sorted(allowed)) or 'enforcementLevel only'}")
+        if isinstance(value, dict) and key in rules:
+            try:
+                rules[key].config(value)  # the policy's own schema: types, ranges, enums
+            except PolicyConfigError as exc:
+                raise PolicyConfigError(f"{path}: {exc}") from None
     return data
 
 

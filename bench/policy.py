@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from aiinfra.engine import synthesize  # noqa: E402
 from aiinfra.policy_runner import evaluate, mandatory, resource_views  # noqa: E402
-from aiinfra.cost_model import estimate  # noqa: E402
+from policies.rules.cost_model import estimate  # noqa: E402
 from policies.rules import ALL_RULES, Stack  # noqa: E402
 
 

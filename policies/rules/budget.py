@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .core import RuleSet, Stack, Violation, number
+from .cost_model import estimate
 
 rules = RuleSet("cost")
 
@@ -19,8 +20,6 @@ rules = RuleSet("cost")
     remediation="Shrink node groups or endpoint instance counts, use spot for dev and batch pools, or raise "
                 "monthlyBudgetUsd after FinOps review; `python -m aiinfra cost --stack <name>` shows the breakdown.")
 def monthly_budget(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation]:
-    from aiinfra.cost_model import estimate
-
     budget = number(config.get("monthlyBudgetUsd"), 40000) or 0
     result = estimate(stack)
     if result.total > budget:

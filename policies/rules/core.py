@@ -11,7 +11,11 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
+
+from jsonschema import Draft7Validator
+from jsonschema.exceptions import best_match
 
 Enforcement = Literal["mandatory", "advisory"]
 Severity = Literal["critical", "high", "medium", "low"]
@@ -104,6 +108,10 @@ class Stack:
         return [r for r in self.of_type(*types) if self.references(source, r, prop)]
 
 
+class PolicyConfigError(ValueError):
+    """Policy config that does not fit a policy's schema; the message is one line naming policy and key."""
+
+
 @dataclass(frozen=True)
 class Violation:
     message: str
@@ -134,10 +142,23 @@ class Rule:
         return "resource" if self.check_resource is not None else "stack"
 
     def config(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """The schema's defaults overlaid with what was configured: what the Pulumi CLI hands a policy."""
+        """The schema's defaults overlaid with what was configured: what the Pulumi CLI hands a policy.
+
+        Checked with jsonschema against the policy's config schema (types, ranges, enums), the schema the
+        Pulumi CLI also checks `--policy-pack-config` against: a wrong value is refused with one line naming
+        the policy and the key, never replaced by the default."""
         values = {k: spec["default"] for k, spec in self.config_schema.items() if "default" in spec}
         values.update({k: v for k, v in (given or {}).items() if k != "enforcementLevel"})
+        error = best_match(self._validator.iter_errors(values))
+        if error is not None:
+            where = ".".join([self.name, *(f"[{p}]" if isinstance(p, int) else str(p) for p in error.absolute_path)])
+            raise PolicyConfigError(f"{where.replace('.[', '[')}: {error.message}")
         return values
+
+    @cached_property
+    def _validator(self) -> Draft7Validator:
+        return Draft7Validator({"type": "object", "properties": dict(self.config_schema),
+                                "additionalProperties": False})
 
     def applies_to(self, resource_type: str) -> bool:
         return not self.types or resource_type in self.types
@@ -278,8 +299,3 @@ def policy_json(value: Any) -> Mapping[str, Any] | None:
 
 def statements(document: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
     return items((document or {}).get("Statement"))
-
-
-def label(resource: Resource) -> str:
-    """How messages name a resource: its logical name."""
-    return resource.name

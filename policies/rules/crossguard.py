@@ -11,7 +11,7 @@ from pulumi_policy import (EnforcementLevel, Policy, PolicyConfigSchema, PolicyP
                            StackValidationArgs, StackValidationPolicy)
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError
 
-from .core import Resource, Rule, Stack
+from .core import PolicyConfigError, Resource, Rule, Stack
 
 
 def plain(value: Any, unknown: list[str], path: str = "") -> Any:
@@ -65,6 +65,16 @@ def _defer(unknown: list[str]) -> UnknownValueError:
     return UnknownValueError(UNKNOWN_STRING_VALUE, [unknown[0].lstrip(".")])
 
 
+def _config(rule: Rule, given: Mapping[str, Any] | None, report: ReportViolation) -> dict[str, Any] | None:
+    """The rule's config, or None after reporting (one line, naming policy and key) why it does not fit the
+    policy's schema: a bad value blocks the policy rather than silently becoming the default."""
+    try:
+        return rule.config(given)
+    except PolicyConfigError as exc:
+        report(f"policy config refused: {exc}", None)
+        return None
+
+
 def to_policy(rule: Rule) -> Policy:
     """A ResourceValidationPolicy or StackValidationPolicy that runs `rule` on CrossGuard's arguments."""
     common: dict[str, Any] = {
@@ -81,9 +91,12 @@ def to_policy(rule: Rule) -> Policy:
         def validate_resource(args: ResourceValidationArgs, report: ReportViolation) -> None:
             if not rule.applies_to(args.resource_type):
                 return
+            config = _config(rule, args.get_config(), report)
+            if config is None:
+                return
             unknown: list[str] = []
             resource = from_validation_args(args, unknown)
-            messages = rule.evaluate_resource(resource, rule.config(args.get_config()))
+            messages = rule.evaluate_resource(resource, config)
             if messages and unknown:
                 raise _defer(unknown)
             for message in messages:
@@ -92,6 +105,9 @@ def to_policy(rule: Rule) -> Policy:
         return ResourceValidationPolicy(validate=validate_resource, **common)
 
     def validate_stack(args: StackValidationArgs, report: ReportViolation) -> None:
+        config = _config(rule, args.get_config(), report)
+        if config is None:
+            return
         unknown_by_urn: dict[str, list[str]] = {}
         views = []
         for policy_resource in args.resources:
@@ -100,7 +116,7 @@ def to_policy(rule: Rule) -> Policy:
             if unknown:
                 unknown_by_urn[policy_resource.urn] = unknown
         deferred: list[str] = []
-        for violation in rule.evaluate_stack(Stack(views), rule.config(args.get_config())):
+        for violation in rule.evaluate_stack(Stack(views), config):
             if unknown_by_urn and (violation.urn is None or violation.urn in unknown_by_urn):
                 deferred.extend(unknown_by_urn.get(violation.urn or "", []) or next(iter(unknown_by_urn.values())))
                 continue

@@ -59,7 +59,8 @@ def _namespace(resource: Resource) -> str:
 
 
 EXEMPT_NAMESPACES = {"exemptNamespaces": {
-    "type": "array", "items": {"type": "string"}, "default": [],
+    "type": "array", "default": [], "uniqueItems": True,
+    "items": {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"},
     "description": "namespaces whose pods may run privileged (e.g. a vetted device plugin's namespace)"}}
 
 

@@ -177,7 +177,7 @@ def bucket_pab(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation]:
 
 @rules.resource(
     "log-retention-minimum", types=(LOG_GROUP,), severity="low", enforcement="advisory",
-    config={"minimumRetentionDays": {"type": "integer", "default": 30, "minimum": 1,
+    config={"minimumRetentionDays": {"type": "integer", "default": 30, "minimum": 1, "maximum": 3653,
                                      "description": "shortest log retention a log group may have (days)"}},
     description="Log groups keep events at least the configured minimum (never-expiring groups pass).",
     remediation="Raise retentionInDays to at least minimumRetentionDays.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +12,8 @@ from .core import Resource, RuleSet
 rules = RuleSet("tagging")
 
 # The AWS types that take tags (their provider schema has `tagsAll`), generated from the installed pulumi-aws by
-# `python -m policies.rules.tagging` and checked against it by the tests, so the pack needs no schema at runtime.
+# `python tests/policies/taggable_types.py` and checked against it by the tests, so the pack needs no provider
+# (and no schema) at runtime.
 TAGGABLE_FILE = Path(__file__).with_name("taggable_types.txt")
 REQUIRED_TAGS = ["environment", "owner", "cost-center", "managed-by"]
 
@@ -23,24 +23,10 @@ def taggable_types() -> frozenset[str]:
     return frozenset(line.strip() for line in TAGGABLE_FILE.read_text().splitlines() if line.strip())
 
 
-def scan_taggable_types() -> list[str]:
-    """Every resource token in the installed pulumi-aws whose class computes `tags_all`."""
-    import pulumi_aws
-
-    token = re.compile(r"__init__\(\s*'(aws:[^']+)'")
-    found: set[str] = set()
-    for path in Path(pulumi_aws.__file__).parent.glob("*/*.py"):
-        text = path.read_text()
-        if '"tags_all"' in text:
-            match = token.search(text)
-            if match:
-                found.add(match.group(1))
-    return sorted(found)
-
-
 @rules.resource(
     "required-tags", types=(), severity="low", enforcement="advisory",
-    config={"requiredTags": {"type": "array", "items": {"type": "string"}, "default": REQUIRED_TAGS,
+    config={"requiredTags": {"type": "array", "default": REQUIRED_TAGS, "uniqueItems": True,
+                             "items": {"type": "string", "minLength": 1, "maxLength": 128},
                              "description": "tag keys every taggable AWS resource must carry (default tags count)"}},
     description="Every taggable AWS resource carries the required tags (environment, owner, cost-center, "
                 "managed-by), from the provider's default tags or its own.",
@@ -53,7 +39,3 @@ def required_tags(resource: Resource, config: Mapping[str, Any]) -> Iterator[str
     if missing:
         yield f"missing required tag(s) {', '.join(missing)}"
 
-
-if __name__ == "__main__":
-    TAGGABLE_FILE.write_text("\n".join(scan_taggable_types()) + "\n")
-    print(f"wrote {TAGGABLE_FILE}: {len(taggable_types.__wrapped__())} taggable types")

@@ -16,16 +16,17 @@ from pulumi_policy import (PolicyCustomTimeouts, PolicyProviderResource, PolicyR
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, UnknownValueError, unknown_checking_proxy
 
 from aiinfra.cli import main
-from aiinfra.cost_model import estimate
 from aiinfra.diagram import build, to_dot, to_mermaid
 from aiinfra.engine import SECRET_SIG, SIG_KEY
 from aiinfra.export import export_document
 from aiinfra.policy_runner import evaluate, mandatory, resource_views
 from aiinfra.state import graph_from_export
 from policies.rules import ALL_RULES, Stack
+from policies.rules.cost_model import estimate
 from policies.rules.crossguard import to_policy
-from policies.rules.tagging import scan_taggable_types, taggable_types
+from policies.rules.tagging import taggable_types
 from policy_programs import KEY_ARN, synth
+from taggable_types import scan_taggable_types
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -165,6 +166,13 @@ def test_reads_what_pulumi_stack_export_writes() -> None:
     (["policy", "--stack", "dev", "--config", "{typo}"],
      "monthly-budget.monthlyBudget: not a setting of this policy; allowed: monthlyBudgetUsd"),
     (["policy", "--stack", "dev", "--config", "{level}"], "kms-key-rotation: enforcement level 'blocking'"),
+    # Values are checked against each policy's schema, never silently replaced by the default.
+    (["policy", "--stack", "dev", "--config", "{abc}"],
+     "abc.json: monthly-budget.monthlyBudgetUsd: 'abc' is not of type 'number'"),
+    (["policy", "--stack", "dev", "--config", "{profile}"],
+     "profile.json: instance-types-allowed.allowedInstanceTypes: 'gpu' is not one of ['cpu', 'nvidia-gpu', "),
+    (["policy", "--stack", "dev", "--config", "{days}"],
+     "days.json: log-retention-minimum.minimumRetentionDays: 0 is less than the minimum of 1"),
 ])
 def test_bad_usage_exits_2_with_one_line(argv: list[str], message: str, tmp_path: Path,
                                          capsys: pytest.CaptureFixture[str]) -> None:
@@ -172,8 +180,11 @@ def test_bad_usage_exits_2_with_one_line(argv: list[str], message: str, tmp_path
     (tmp_path / "config.json").write_text(json.dumps({"no-such-policy": "advisory"}))
     (tmp_path / "typo.json").write_text(json.dumps({"monthly-budget": {"monthlyBudget": 5}}))
     (tmp_path / "level.json").write_text(json.dumps({"kms-key-rotation": "blocking"}))
-    argv = [a.format(state=tmp_path / "state.json", config=tmp_path / "config.json", typo=tmp_path / "typo.json",
-                     level=tmp_path / "level.json") for a in argv]
+    (tmp_path / "abc.json").write_text(json.dumps({"monthly-budget": {"monthlyBudgetUsd": "abc"}}))
+    (tmp_path / "profile.json").write_text(json.dumps({"instance-types-allowed": {"allowedInstanceTypes": {"gpu": []}}}))
+    (tmp_path / "days.json").write_text(json.dumps({"log-retention-minimum": {"minimumRetentionDays": 0}}))
+    files = {name: tmp_path / f"{name}.json" for name in ("config", "typo", "level", "abc", "profile", "days")}
+    argv = [a.format(state=tmp_path / "state.json", **files) for a in argv]
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err

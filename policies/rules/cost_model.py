@@ -1,7 +1,8 @@
 """Monthly cost of a stack from its resources and a price table shipped as data.
 
-Pure over the policy pack's resource views, so `aiinfra cost` and the pack's budget rule compute the very same
-estimate. Kinds with a fixed hourly or monthly price are priced; kinds billed only by usage (requests, GB stored,
+Pure over the pack's own resource views and part of the pack (the price table ships in `policies/prices/`), so
+the `monthly-budget` rule needs nothing outside the pack and `aiinfra cost` imports this very module: both compute
+the same estimate. Kinds with a fixed hourly or monthly price are priced; kinds billed only by usage (requests, GB stored,
 GB ingested) and kinds this table does not know are listed as unpriced with the reason, never counted as zero.
 """
 
@@ -14,12 +15,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from policies.rules.accelerators import node_group_instance_types
-from policies.rules.core import Resource, Stack, as_list, items, number
-from policies.rules.operations import endpoint_config
-from policies.rules import types as T
+from . import types as T
+from .accelerators import node_group_instance_types
+from .core import Resource, Stack, as_list, items, number
+from .operations import endpoint_config
 
-PRICES_DIR = Path(__file__).resolve().parent / "prices"
+PRICES_DIR = Path(__file__).resolve().parent.parent / "prices"
 Pricing = Literal["on-demand", "spot", "fixed"]
 
 
