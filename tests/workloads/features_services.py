@@ -76,7 +76,7 @@ def materializer_process(broker: TansuBroker, redis_url: str, *extra: str, log_p
                          env: dict[str, str] | None = None) -> subprocess.Popen:
     """`python -m workloads.features materialize` against the test services, as the Deployment runs it."""
     cmd = [sys.executable, "-m", "workloads.features", "materialize", "--bootstrap", broker.bootstrap,
-           "--redis-url", redis_url, "--redis-timeout", "0.5", "--session-timeout-ms", "6000", *extra]
+           "--redis-url", redis_url, "--redis-timeout", "0.5", "--session-timeout-ms", "2000", *extra]
     return subprocess.Popen(cmd, cwd=ROOT, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT,
                             env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
 

@@ -76,6 +76,8 @@ def parser() -> argparse.ArgumentParser:
     mat.add_argument("--exit-when-idle", type=float, default=env("exit_when_idle"), metavar="SECONDS",
                      help="exit once no record arrived for this long (batch-like runs, tests)")
     mat.add_argument("--session-timeout-ms", type=int, default=int(env("session_timeout_ms", 10000)))
+    mat.add_argument("--stats-interval-ms", type=int, default=int(env("stats_interval_ms", 5000)),
+                     help="how often consumer lag is refreshed in /metrics")
 
     read = sub.add_parser("read", help="print an entity's online features as JSON")
     _redis_flags(read)
@@ -147,7 +149,8 @@ def materialize(args: argparse.Namespace, view) -> int:
     metrics = MaterializerMetrics(view.name)
     materializer = Materializer(
         view, consumer_config=consumer_config(base, args.group or f"{view.name}-materializer",
-                                              session_timeout_ms=args.session_timeout_ms),
+                                              session_timeout_ms=args.session_timeout_ms,
+                                              stats_interval_ms=args.stats_interval_ms),
         producer_config=producer_config(base), redis_client=_redis(args), metrics=metrics,
         offline=_offline(args), batch=args.batch, offline_flush_s=args.offline_flush_s)
     if args.metrics_port:

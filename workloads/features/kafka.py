@@ -43,7 +43,8 @@ def client_config(bootstrap: str, *, auth: str = "none", region: str | None = No
     return config
 
 
-def consumer_config(base: dict[str, Any], group: str, *, session_timeout_ms: int = 10000) -> dict[str, Any]:
+def consumer_config(base: dict[str, Any], group: str, *, session_timeout_ms: int = 10000,
+                    stats_interval_ms: int = 5000) -> dict[str, Any]:
     """At-least-once: no auto commit (offsets are committed after the write); bounded prefetch."""
     return {**base, "group.id": group, "enable.auto.commit": False, "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest", "session.timeout.ms": session_timeout_ms,
@@ -52,7 +53,7 @@ def consumer_config(base: dict[str, Any], group: str, *, session_timeout_ms: int
             "max.poll.interval.ms": 600000,
             # Memory bound: at most this much prefetched per partition queue before the loop takes it.
             "queued.max.messages.kbytes": 8192, "fetch.max.bytes": 8 * 1024 * 1024,
-            "statistics.interval.ms": 5000}
+            "statistics.interval.ms": stats_interval_ms}
 
 
 def producer_config(base: dict[str, Any]) -> dict[str, Any]:

@@ -60,7 +60,9 @@ class Materializer:
         self._committed: dict[int, int] = {}
         self._last_message: float | None = None
         self.consumer = Consumer({**consumer_config, "stats_cb": metrics.stats, "error_cb": self._kafka_error})
-        self.dlq = Producer({**producer_config, "error_cb": self._kafka_error})
+        self._producer_config = {**producer_config, "error_cb": self._kafka_error}
+        self._dlq_fatal = False
+        self.dlq = Producer(self._producer_config)
 
     # -- the loop ---------------------------------------------------------------------------------------------
 
@@ -113,8 +115,8 @@ class Materializer:
             if self.offline is not None:
                 self._buffer.records.append((message.partition(), message.offset(), event.fields))
                 self._buffer.holds.setdefault(message.partition(), message.offset())
-        for message in messages:
-            self._done[message.partition()] = max(self._done.get(message.partition(), 0), message.offset() + 1)
+        for message in messages:  # in order within a partition; follows an offset reset backwards too
+            self._done[message.partition()] = message.offset() + 1
         if accepted:
             newest = max(e.event_time_ms for _, e in accepted)
             self.metrics.freshness.observe(max(0.0, self.clock() - newest / 1000))
@@ -158,6 +160,9 @@ class Materializer:
                    ("source.topic", (message.topic() or "").encode()),
                    ("source.partition", str(message.partition()).encode()),
                    ("source.offset", str(message.offset()).encode())]
+        if self._dlq_fatal:  # e.g. the broker lost the idempotent producer's state: start a new producer
+            self.dlq.flush(1.0)
+            self.dlq, self._dlq_fatal = Producer(self._producer_config), False
         while True:
             try:
                 self.dlq.produce(self.view.dead_letter_topic, value=message.value(), key=message.key(),
@@ -192,7 +197,7 @@ class Materializer:
         out = []
         for partition, done in self._done.items():
             safe = min(done, self._buffer.holds.get(partition, done))
-            if safe > self._committed.get(partition, -1):
+            if safe != self._committed.get(partition):
                 out.append(TopicPartition(self.view.source_topic, partition, safe))
         return out
 
@@ -212,6 +217,9 @@ class Materializer:
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("assigned %s", ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing")
         self._last_message = time.monotonic()
+        for tp in partitions:
+            self._done.pop(tp.partition, None)
+            self._committed.pop(tp.partition, None)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._maybe_flush_offline(force=True)
@@ -231,4 +239,6 @@ class Materializer:
             log.warning("consumer close: %s", exc)
 
     def _kafka_error(self, error: KafkaError) -> None:
+        if error.fatal():
+            self._dlq_fatal = True
         log.warning("kafka: %s", error)
