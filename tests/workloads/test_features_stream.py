@@ -191,8 +191,8 @@ def test_metrics_then_sigterm_commits_and_exits_within_the_grace_period(
 
 def test_redis_paused_mid_stream_loses_nothing_and_memory_stays_bounded(
         broker: TansuBroker, store: RedisServer, tmp_path: Path) -> None:
-    events = demo.events(6000, users=60, seed=31)
-    first, second = events[:2000], events[2000:]
+    events = demo.events(3000, users=60, seed=31)
+    first, second = events[:1000], events[1000:]
     port = free_port()
     proc = materializer_process(broker, store.url, "--metrics-port", str(port), "--metrics-addr", "127.0.0.1",
                                 "--batch", "500", log_path=tmp_path / "materializer.log")
@@ -206,7 +206,7 @@ def test_redis_paused_mid_stream_loses_nothing_and_memory_stays_bounded(
             send(broker, demo.shuffled_with_duplicates(second, seed=2))
             wait_for(lambda: metric_value(scrape(port), "features_paused", {"view": VIEW.name}) == 1, 10,
                      "partitions paused while Redis does not answer")
-            time.sleep(2)
+            time.sleep(1)
             rss_stalled = rss_kib(proc.pid)
         finally:
             os.kill(store.proc.pid, signal.SIGCONT)
@@ -225,7 +225,7 @@ def test_redis_paused_mid_stream_loses_nothing_and_memory_stays_bounded(
 
 def test_materializer_killed_mid_stream_and_restarted_ends_with_every_value(
         broker: TansuBroker, store: RedisServer, tmp_path: Path) -> None:
-    events = demo.events(6000, users=80, seed=41)
+    events = demo.events(3000, users=80, seed=41)
     send(broker, demo.shuffled_with_duplicates(events, seed=3))
     expected = fold(VIEW, events)
     watcher = NeverBackwards(store)

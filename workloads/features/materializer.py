@@ -19,16 +19,18 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from .definitions import FeatureView
 from .metrics import MaterializerMetrics
-from .offline import ObjectStore, write_events
 from .online import OnlineWriter
 from .validation import DeadLetter, Event, validate
+
+if TYPE_CHECKING:
+    from .offline import ObjectStore
 
 log = logging.getLogger("workloads.features.materializer")
 
@@ -186,6 +188,8 @@ class Materializer:
                or time.monotonic() - buf.since >= self.offline_flush_s)
         if not due:
             return
+        from .offline import write_events  # pyarrow loads only when there is an offline store
+
         try:
             write_events(self.offline, self.view, buf.records)
         except Exception as exc:  # S3 unreachable: keep the buffer (and the held-back offsets), try again later
