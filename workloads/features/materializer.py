@@ -79,6 +79,7 @@ class Materializer:
                     self._last_message = time.monotonic()
                     if not self._process(real):
                         break  # stopped while Redis was down: leave the batch uncommitted, it replays
+                    self._last_message = time.monotonic()  # idle time starts after the work, not before
                 self._maybe_flush_offline()
                 self._commit(asynchronous=True)
                 # Idle counts from the last record or the last assignment: joining the group is not idleness.

@@ -13,9 +13,10 @@ and its fields murmur3 hashes of "view:feature" holding serialized ValueProtos, 
 needs Feast's protobuf types and registry, which is the stack this module avoids.
 
 The upsert is one Lua script call per entity per batch (atomic on the server; KEYS are the entity's hash and
-the window hash of each of its events), sent in pipelines: the event id is recorded in
-its window first (HSETNX), so a duplicate or replay adds nothing; `latest` fields change only for a strictly
-newer (event time, event id); the entity's windowed values are copied from its newest event's window.
+the window hash of each of its events), sent in pipelines: each event id is recorded in its window first
+(HSETNX), so a duplicate or replay adds nothing; `latest` fields change only for a strictly newer
+(event time, event id); the entity's windowed values are read from its newest event's window. The entity hash
+is read once and written once per call, whatever the number of events.
 """
 
 from __future__ import annotations
@@ -36,38 +37,42 @@ local names = {}
 for j = 1, nl + nw do names[j] = ARGV[4 + j] end
 local at = 5 + nl + nw
 local per = 3 + nl + nw
-local newer_count = 0
+local cur = redis.call('HMGET', KEYS[1], '_t', '_id', '_w')
+local ct, cid, cw = tonumber(cur[1]), cur[2], cur[3]
+local newest, newest_key, touched = nil, nil, {}
 for i = 0, #KEYS - 2 do
   local a = at + i * per
   local t, id, w = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
   local wkey = KEYS[2 + i]
   if redis.call('HSETNX', wkey, 'e:' .. id, '1') == 1 then
     for j = 1, nw do redis.call('HINCRBY', wkey, names[nl + j], ARGV[a + 2 + nl + j]) end
+    redis.call('EXPIRE', wkey, wttl)
   end
-  redis.call('EXPIRE', wkey, wttl)
-  local cur = redis.call('HMGET', KEYS[1], '_t', '_id', '_w')
-  local ct = tonumber(cur[1])
-  local newer = (ct == nil) or (t > ct) or (t == ct and id > cur[2])
-  if newer then
-    local args = {'_t', ARGV[a], '_id', id, '_w', w}
-    for j = 1, nl do
-      args[#args + 1] = names[j]
-      args[#args + 1] = ARGV[a + 2 + j]
-    end
-    redis.call('HSET', KEYS[1], unpack(args))
-    newer_count = newer_count + 1
-  end
-  if nw > 0 and (newer or cur[3] == w) then
-    local args = {}
-    for j = 1, nw do
-      args[#args + 1] = names[nl + j]
-      args[#args + 1] = redis.call('HGET', wkey, names[nl + j]) or '0'
-    end
-    redis.call('HSET', KEYS[1], unpack(args))
+  touched[w] = wkey
+  if ct == nil or t > ct or (t == ct and id > cid) then
+    ct, cid, cw, newest = t, id, w, a
   end
 end
+local args = {}
+if newest then
+  args = {'_t', ARGV[newest], '_id', cid, '_w', cw}
+  for j = 1, nl do
+    args[#args + 1] = names[j]
+    args[#args + 1] = ARGV[newest + 2 + j]
+  end
+end
+if nw > 0 and touched[cw] then
+  local fields = {}
+  for j = 1, nw do fields[j] = names[nl + j] end
+  local values = redis.call('HMGET', touched[cw], unpack(fields))
+  for j = 1, nw do
+    args[#args + 1] = fields[j]
+    args[#args + 1] = values[j] or '0'
+  end
+end
+if #args > 0 then redis.call('HSET', KEYS[1], unpack(args)) end
 redis.call('EXPIRE', KEYS[1], ttl)
-return newer_count
+return newest and 1 or 0
 """
 
 
@@ -87,6 +92,7 @@ class OnlineWriter:
         self.view = view
         self._script = client.register_script(UPSERT)
         self._window_ttl = view.max_lateness_s + view.window_s
+        self._latest, self._windowed = view.latest, view.windowed
 
     def _header(self) -> list[Any]:
         return [self.view.online_ttl_s, self._window_ttl, len(self.view.latest), len(self.view.windowed),
@@ -95,8 +101,8 @@ class OnlineWriter:
     def _event_args(self, event: Event) -> list[Any]:
         row = self.view.transform(event.fields)
         return [event.event_time_ms, event.event_id, self.view.window_of(event.event_time_ms),
-                *[f.encode(row[f.source]) for f in self.view.latest],
-                *[1 if f.kind == "window_count" else int(row[f.source]) for f in self.view.windowed]]
+                *[f.encode(row[f.source]) for f in self._latest],
+                *[1 if f.kind == "window_count" else int(row[f.source]) for f in self._windowed]]
 
     def upsert(self, events: Sequence[Event], *, chunk: int = 1000) -> None:
         """Write every event; safe to call again with any of them (that is how retries and replays work)."""
