@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+from contracts.features import SCHEMA_DIR, USER_ACTIVITY as USER_ACTIVITY_STREAM, StreamSpec
 
 Kind = Literal["latest", "window_count", "window_sum"]
 DType = Literal["string", "int"]
@@ -124,15 +124,17 @@ def user_activity_row(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _stream(spec: StreamSpec) -> dict[str, Any]:
+    """The fields the stack shares (contracts.features), so topics and schemas are named in one place."""
+    return {"name": spec.view, "source_topic": spec.source_topic, "dead_letter_topic": spec.dead_letter_topic,
+            "partitions": spec.partitions, "schema_name": spec.schema_name, "schema_versions": spec.schema_versions}
+
+
 USER_ACTIVITY = FeatureView(
-    name="user_activity",
+    **_stream(USER_ACTIVITY_STREAM),
     entity_key="user_id",
     event_time_field="event_time_ms",
     event_id_field="event_id",
-    source_topic="user-activity",
-    dead_letter_topic="user-activity-dead-letters",
-    schema_name="user_activity",
-    schema_versions=(1, 2),
     transform=user_activity_row,
     features=(
         Feature("last_action", "latest", "string", "none", source="action",

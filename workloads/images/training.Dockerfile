@@ -25,6 +25,8 @@ COPY workloads/requirements.txt workloads/requirements.txt
 RUN pip install --index-url "${TORCH_INDEX}" "$(grep -E '^torch==' workloads/requirements.txt)" && \
     pip install -r workloads/requirements.txt
 COPY workloads/ workloads/
+# workloads.features reads its topic and schema facts from contracts/ (shared with the stack).
+COPY contracts/ contracts/
 
 ENTRYPOINT ["python", "-m", "workloads.training.entry"]
 CMD ["train"]
