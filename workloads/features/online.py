@@ -13,10 +13,11 @@ and its fields murmur3 hashes of "view:feature" holding serialized ValueProtos, 
 needs Feast's protobuf types and registry, which is the stack this module avoids.
 
 The upsert is one Lua script call per entity per batch (atomic on the server; KEYS are the entity's hash and
-the window hash of each of its events), sent in pipelines: each event id is recorded in its window first
-(HSETNX), so a duplicate or replay adds nothing; `latest` fields change only for a strictly newer
-(event time, event id); the entity's windowed values are read from its newest event's window. The entity hash
-is read once and written once per call, whatever the number of events.
+the window hashes its events fall in), sent in pipelines. Per window, the script looks up which event ids it
+already holds (one HMGET), records the new ones and adds only their increments, so a duplicate or replay adds
+nothing; `latest` fields take the batch's newest event only if it is strictly newer (event time, event id) than
+the stored one; the entity's windowed values are those of its newest event's window. Each hash is read and
+written a fixed number of times per call, whatever the number of events.
 """
 
 from __future__ import annotations
@@ -35,44 +36,62 @@ local ttl, wttl = ARGV[1], ARGV[2]
 local nl, nw = tonumber(ARGV[3]), tonumber(ARGV[4])
 local names = {}
 for j = 1, nl + nw do names[j] = ARGV[4 + j] end
-local at = 5 + nl + nw
-local per = 3 + nl + nw
+local a = 5 + nl + nw
+local t, id, w = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
 local cur = redis.call('HMGET', KEYS[1], '_t', '_id', '_w')
 local ct, cid, cw = tonumber(cur[1]), cur[2], cur[3]
-local newest, newest_key, touched = nil, nil, {}
-for i = 0, #KEYS - 2 do
-  local a = at + i * per
-  local t, id, w = tonumber(ARGV[a]), ARGV[a + 1], ARGV[a + 2]
-  local wkey = KEYS[2 + i]
-  if redis.call('HSETNX', wkey, 'e:' .. id, '1') == 1 then
-    for j = 1, nw do redis.call('HINCRBY', wkey, names[nl + j], ARGV[a + 2 + nl + j]) end
-    redis.call('EXPIRE', wkey, wttl)
-  end
-  touched[w] = wkey
-  if ct == nil or t > ct or (t == ct and id > cid) then
-    ct, cid, cw, newest = t, id, w, a
-  end
-end
+local newer = (ct == nil) or (t > ct) or (t == ct and id > cid)
 local args = {}
-if newest then
-  args = {'_t', ARGV[newest], '_id', cid, '_w', cw}
+if newer then
+  cw = w
+  args = {'_t', ARGV[a], '_id', id, '_w', w}
   for j = 1, nl do
     args[#args + 1] = names[j]
-    args[#args + 1] = ARGV[newest + 2 + j]
+    args[#args + 1] = ARGV[a + 2 + j]
   end
 end
-if nw > 0 and touched[cw] then
+local p = a + 3 + nl
+local per = 1 + nw
+for g = 2, #KEYS do
+  local k, gw = tonumber(ARGV[p]), ARGV[p + 1]
+  p = p + 2
   local fields = {}
-  for j = 1, nw do fields[j] = names[nl + j] end
-  local values = redis.call('HMGET', touched[cw], unpack(fields))
-  for j = 1, nw do
-    args[#args + 1] = fields[j]
-    args[#args + 1] = values[j] or '0'
+  for i = 0, k - 1 do fields[i + 1] = 'e:' .. ARGV[p + i * per] end
+  local seen = redis.call('HMGET', KEYS[g], unpack(fields))
+  local totals, fresh = {}, {}
+  for j = 1, nw do totals[j] = 0 end
+  for i = 0, k - 1 do
+    if not seen[i + 1] then
+      fresh[#fresh + 1] = fields[i + 1]
+      fresh[#fresh + 1] = '1'
+      for j = 1, nw do totals[j] = totals[j] + tonumber(ARGV[p + i * per + j]) end
+    end
+  end
+  p = p + k * per
+  local values = nil
+  if #fresh > 0 then
+    redis.call('HSET', KEYS[g], unpack(fresh))
+    values = {}
+    for j = 1, nw do
+      values[j] = redis.call('HINCRBY', KEYS[g], names[nl + j], string.format('%d', totals[j]))
+    end
+    redis.call('EXPIRE', KEYS[g], wttl)
+  end
+  if gw == cw and nw > 0 then
+    if values == nil then
+      local wanted = {}
+      for j = 1, nw do wanted[j] = names[nl + j] end
+      values = redis.call('HMGET', KEYS[g], unpack(wanted))
+    end
+    for j = 1, nw do
+      args[#args + 1] = names[nl + j]
+      args[#args + 1] = values[j] or '0'
+    end
   end
 end
 if #args > 0 then redis.call('HSET', KEYS[1], unpack(args)) end
 redis.call('EXPIRE', KEYS[1], ttl)
-return newest and 1 or 0
+return newer and 1 or 0
 """
 
 
@@ -93,30 +112,38 @@ class OnlineWriter:
         self._script = client.register_script(UPSERT)
         self._window_ttl = view.max_lateness_s + view.window_s
         self._latest, self._windowed = view.latest, view.windowed
+        self._header = [view.online_ttl_s, self._window_ttl, len(self._latest), len(self._windowed),
+                        *[f.name for f in self._latest], *[f.name for f in self._windowed]]
 
-    def _header(self) -> list[Any]:
-        return [self.view.online_ttl_s, self._window_ttl, len(self.view.latest), len(self.view.windowed),
-                *[f.name for f in self.view.latest], *[f.name for f in self.view.windowed]]
-
-    def _event_args(self, event: Event) -> list[Any]:
-        row = self.view.transform(event.fields)
-        return [event.event_time_ms, event.event_id, self.view.window_of(event.event_time_ms),
-                *[f.encode(row[f.source]) for f in self._latest],
-                *[1 if f.kind == "window_count" else int(row[f.source]) for f in self._windowed]]
+    def _entity_call(self, entity: str, events: Sequence[Event]) -> tuple[list[str], list[Any]]:
+        """KEYS and ARGV for one entity: its newest event's `latest` values, then its events by window."""
+        distinct = list({e.event_id: e for e in events}.values())  # a duplicate inside one batch counts once
+        newest = max(distinct, key=lambda e: (e.event_time_ms, e.event_id))
+        row = self.view.transform(newest.fields)
+        args: list[Any] = [*self._header, newest.event_time_ms, newest.event_id,
+                           self.view.window_of(newest.event_time_ms),
+                           *[f.encode(row[f.source]) for f in self._latest]]
+        windows: dict[int, list[Event]] = {}
+        for event in distinct:
+            windows.setdefault(self.view.window_of(event.event_time_ms), []).append(event)
+        keys = [entity_key(self.view, entity)]
+        for window, group in windows.items():
+            keys.append(window_key(self.view, entity, window))
+            args += [len(group), window]
+            for event in group:
+                r = self.view.transform(event.fields)
+                args.append(event.event_id)
+                args += [1 if f.kind == "window_count" else int(r[f.source]) for f in self._windowed]
+        return keys, args
 
     def upsert(self, events: Sequence[Event], *, chunk: int = 1000) -> None:
         """Write every event; safe to call again with any of them (that is how retries and replays work)."""
         by_entity: dict[str, list[Event]] = {}
         for event in events:
             by_entity.setdefault(event.entity, []).append(event)
-        header = self._header()
         pipe, queued = self.client.pipeline(transaction=False), 0
         for entity, group in by_entity.items():
-            keys = [entity_key(self.view, entity)]
-            args = list(header)
-            for event in group:
-                keys.append(window_key(self.view, entity, self.view.window_of(event.event_time_ms)))
-                args += self._event_args(event)
+            keys, args = self._entity_call(entity, group)
             self._script(keys=keys, args=args, client=pipe)
             queued += len(group)
             if queued >= chunk:
