@@ -9,7 +9,7 @@ event time set to the produce time; a sampler polls every entity's newest event 
 for each event, when it (or a newer event of its entity) became readable. The materializer's RSS is sampled
 throughout to show memory stays flat.
 
-    python bench/features.py [--backlog 30000] [--rate 5000] [--seconds 10] [--json out.json]
+    python bench/features.py [--backlog 30000] [--rates 1000 5000] [--seconds 10] [--json out.json]
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def freshness(broker: TansuBroker, redis_url: str, proc: subprocess.Popen, rate:
             time.sleep(min(0.001, due - now))
         user = keys[i % users]
         t_ms = int(time.time() * 1000)
-        event = {"schema_version": 2, "event_id": f"f{i:08d}", "user_id": user, "event_time_ms": t_ms,
+        event = {"schema_version": 2, "event_id": f"f{rate}-{i:08d}", "user_id": user, "event_time_ms": t_ms,
                  "action": "click", "text": "fresh"}
         producer.produce(VIEW.source_topic, value=demo.encode(event), key=user.encode())
         produced.setdefault(user, []).append((t_ms, time.time()))
@@ -138,7 +138,11 @@ def freshness(broker: TansuBroker, redis_url: str, proc: subprocess.Popen, rate:
             producer.poll(0)
     producer.flush(30)
     offered = total / (time.time() - start)
-    time.sleep(3)
+    # Wait (up to 60 s) until every entity's newest produced event is readable, so every event is measured.
+    last = {user: events[-1][0] for user, events in produced.items()}
+    deadline = time.time() + 60
+    while time.time() < deadline and any(not readable.get(u) or readable[u][-1][1] < t for u, t in last.items()):
+        time.sleep(0.1)
     stop.set()
     for t in threads:
         t.join(5)
@@ -164,7 +168,7 @@ def main() -> int:
     p.add_argument("--backlog", type=int, default=30000)
     p.add_argument("--users", type=int, default=1000)
     p.add_argument("--naive-seconds", type=float, default=8.0)
-    p.add_argument("--rate", type=int, default=5000)
+    p.add_argument("--rates", type=int, nargs="+", default=[1000, 5000], help="offered events/s, one run each")
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--json", type=Path)
     args = p.parse_args()
@@ -182,7 +186,8 @@ def main() -> int:
         proc, result["materializer"] = materializer_throughput(broker, store.url, port, args.backlog,
                                                                work / "materializer.log")
         result["speedup"] = round(result["materializer"]["events_per_s"] / result["naive"]["events_per_s"], 1)
-        result["freshness"] = freshness(broker, store.url, proc, args.rate, args.seconds, args.users)
+        result["freshness"] = [freshness(broker, store.url, proc, rate, args.seconds, args.users)
+                               for rate in args.rates]
         result["machine"]["load_1m_end"] = round(os.getloadavg()[0], 2)
     finally:
         if proc is not None:

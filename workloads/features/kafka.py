@@ -53,6 +53,8 @@ def consumer_config(base: dict[str, Any], group: str, *, session_timeout_ms: int
             "max.poll.interval.ms": 600000,
             # Memory bound: at most this much prefetched per partition queue before the loop takes it.
             "queued.max.messages.kbytes": 8192, "fetch.max.bytes": 8 * 1024 * 1024,
+            # Freshness: a fetch returns within 50 ms even when little is waiting (the default waits 500 ms).
+            "fetch.wait.max.ms": 50,
             "statistics.interval.ms": stats_interval_ms}
 
 

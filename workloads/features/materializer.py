@@ -73,7 +73,7 @@ class Materializer:
         self.consumer.subscribe([self.view.source_topic], on_assign=self._on_assign, on_revoke=self._on_revoke)
         try:
             while not self.stop.is_set():
-                messages = self.consumer.consume(self.batch, timeout=0.2)
+                messages = self.consumer.consume(self.batch, timeout=0.05)  # a batch never waits long to fill
                 real = [m for m in messages if self._usable(m)]
                 if real:
                     self._last_message = time.monotonic()
