@@ -10,8 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# JSON Schema files, one per version: `<schema>.v<N>.json`. The stack registers the newest in Glue.
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "workloads" / "features" / "schemas"
+# JSON Schema files, one per version: `<schema>.v<N>.json`, shipped with this package (package data). The stack
+# registers the newest in Glue; producers and the materializer check records against each.
+SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 
 
 @dataclass(frozen=True)
