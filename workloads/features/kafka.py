@@ -34,7 +34,9 @@ def client_config(bootstrap: str, *, auth: str = "none", region: str | None = No
     """The connection settings every client here shares."""
     if auth not in AUTH_MODES:
         raise ValueError(f"--kafka-auth {auth!r}: allowed: {', '.join(AUTH_MODES)}")
-    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "client.id": "aiinfra-features"}
+    # Brokers close idle connections routinely; librdkafka would log each one to stderr.
+    config: dict[str, Any] = {"bootstrap.servers": bootstrap, "client.id": "aiinfra-features",
+                              "log.connection.close": False}
     if auth == "iam":
         if not region:
             raise ValueError("--kafka-auth iam needs a region (--region or AWS_REGION)")
