@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from . import types as T
-from .accelerators import node_group_instance_types
+from .pools import node_group_instance_types
 from .core import Resource, Stack, as_list, items, number
 from .operations import endpoint_config
 
