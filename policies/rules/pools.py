@@ -34,9 +34,11 @@ _EFFECTS = {"NO_SCHEDULE": "NoSchedule", "NO_EXECUTE": "NoExecute", "PREFER_NO_S
 def name_of(resource: Resource) -> str:
     """A Kubernetes object's `namespace/name` (or `name`), else the Pulumi name."""
     metadata = resource.props.get("metadata") or {}
-    name = metadata.get("name") if isinstance(metadata, Mapping) else None
-    if not isinstance(name, str) or not name:
+    if not isinstance(metadata, Mapping):
         return resource.name
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        name = resource.name
     namespace = metadata.get("namespace")
     return f"{namespace}/{name}" if isinstance(namespace, str) and namespace else name
 
