@@ -117,12 +117,15 @@ NO_CHARGE = {
     "aws:sns/topicSubscription:TopicSubscription", "aws:sns/topicPolicy:TopicPolicy",
     "aws:cloudwatch/dashboard:Dashboard", "aws:cloudwatch/logResourcePolicy:LogResourcePolicy",
     "aws:secretsmanager/secretVersion:SecretVersion", "aws:iam/openIdConnectProvider:OpenIdConnectProvider",
+    # EventBridge rules matching AWS service events on the default bus (Karpenter's interruption events) are free.
+    "aws:cloudwatch/eventRule:EventRule", "aws:cloudwatch/eventTarget:EventTarget", "aws:sqs/queuePolicy:QueuePolicy",
 }
 # Kinds billed only by usage: listed as unpriced with what drives their bill.
 USAGE_BASED = {
     T.S3_BUCKETS[0]: "storage and requests", T.S3_BUCKETS[1]: "storage and requests",
     T.LOG_GROUP: "GB ingested and stored", T.ECR_REPOSITORY: "GB stored", T.SNS_TOPIC: "messages published",
     T.FLOW_LOG: "GB of flow records delivered", "aws:secretsmanager/secret:Secret": "$0.40/secret + API calls",
+    "aws:sqs/queue:Queue": "requests",
 }
 
 
