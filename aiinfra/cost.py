@@ -1,5 +1,7 @@
 """`aiinfra cost`: the stack's estimated monthly cost per resource and per component, from the shipped price
-table. The policy pack's `monthly-budget` rule uses the same estimate."""
+table, at two bases: the floor (scaled pools at their minimum) and the ceiling (scaled pools at their limits:
+node groups at maxSize, Karpenter NodePools at spec.limits, endpoint variants at maxCapacity). The policy pack's
+`monthly-budget` rule uses the same estimate on the basis its config states."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections import defaultdict
 from typing import Any
 
 from aiinfra.cli import UsageError
-from policies.rules.cost_model import Estimate, estimate, load_prices
+from policies.rules.cost_model import BASES, Basis, Estimate, estimate, load_prices
 from aiinfra.graph import ResourceGraph
 from aiinfra.policy_runner import resource_views
 from aiinfra.stack_args import add_stack_arguments, synthesize_from_args
@@ -45,31 +47,37 @@ def _component(graph: ResourceGraph, urn: str) -> str:
     return component.type.removeprefix("aiinfra:") if component else "(no component)"
 
 
-def by_component(graph: ResourceGraph, result: Estimate) -> dict[str, float]:
+def by_component(graph: ResourceGraph, result: Estimate, basis: Basis = "floor") -> dict[str, float]:
     totals: dict[str, float] = defaultdict(float)
     for line in result.lines:
-        totals[_component(graph, line.resource.urn)] += line.monthly
+        totals[_component(graph, line.resource.urn)] += line.at(basis)
     return {k: round(v, 2) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
 
 
 def render(graph: ResourceGraph, result: Estimate) -> str:
     prices = result.prices
-    lines = [f"Estimated monthly cost of {graph.project}/{graph.stack}: ${result.total:,.2f} {prices.currency}/month",
-             f"  on-demand ${result.total_by('on-demand'):,.2f}, spot ${result.total_by('spot'):,.2f}, "
-             f"fixed-rate ${result.total_by('fixed'):,.2f}", ""]
-    rows = sorted(result.lines, key=lambda line: (_component(graph, line.resource.urn), -line.monthly))
+    lines = [f"Estimated monthly cost of {graph.project}/{graph.stack}: ${result.total:,.2f} {prices.currency}/month "
+             f"at the floor (scaled pools at their minimum), up to ${result.ceiling:,.2f} at the ceiling "
+             f"(node groups at maxSize, Karpenter NodePools at spec.limits, endpoint variants at maxCapacity)"]
+    for basis in BASES:
+        lines.append(f"  {basis + ':':<8} on-demand ${result.total_by('on-demand', basis):,.2f}, "
+                     f"spot ${result.total_by('spot', basis):,.2f}, fixed-rate ${result.total_by('fixed', basis):,.2f}")
+    lines.append("")
+    rows = sorted(result.lines, key=lambda line: (_component(graph, line.resource.urn), -line.at("ceiling")))
     width = max((len(line.resource.name) for line in rows), default=8)
+    floors, ceilings = by_component(graph, result), by_component(graph, result, "ceiling")
+    lines.append(f"    {'':<{width}}  {'':<22} {'':<9} {'floor':>12}  {'ceiling':>12}")
     current = None
     for line in rows:
         component = _component(graph, line.resource.urn)
         if component != current:
-            lines.append(f"{component}  ${by_component(graph, result)[component]:,.2f}")
+            lines.append(f"{component}  ${floors[component]:,.2f} .. ${ceilings[component]:,.2f}")
             current = component
         kind = line.resource.type.split(":")[-1]
         lines.append(f"    {line.resource.name:<{width}}  {kind:<22} {line.pricing:<9} ${line.monthly:>11,.2f}  "
-                     f"{line.detail}")
+                     f"${line.at('ceiling'):>11,.2f}  {line.detail}")
     lines.append("")
-    lines.append(f"Unpriced ({len(result.unpriced)}; not included in the total):")
+    lines.append(f"Unpriced ({len(result.unpriced)}; not included in either total):")
     groups: dict[tuple[str, str], list[str]] = defaultdict(list)
     for item in result.unpriced:
         groups[(item.resource.type, item.reason)].append(item.resource.name)
@@ -78,17 +86,27 @@ def render(graph: ResourceGraph, result: Estimate) -> str:
                      f"{', ...' if len(names) > 4 else ''})")
     lines.append(f"No charge by themselves: {result.no_charge} resources (IAM, routing, configuration).")
     lines.append(f"Prices: {prices.region}, {prices.date}, {prices.hours:g} h/month. Source: {prices.source}")
+    ebs = prices.data.get("ebs") or {}
+    if ebs.get("source"):
+        lines.append(f"EBS prices: {ebs.get('date')}. Source: {ebs['source']}")
     return "\n".join(lines)
 
 
 def as_json(graph: ResourceGraph, result: Estimate) -> dict[str, Any]:
     return {
-        "stack": graph.stack, "currency": result.prices.currency, "total": result.total,
+        "stack": graph.stack, "currency": result.prices.currency, "total": result.total, "ceiling": result.ceiling,
+        "bases": {"floor": "scaled pools at their minimum (node group minSize, NodePools 0 nodes, endpoint "
+                           "variants at their initial count)",
+                  "ceiling": "scaled pools at their limits (node group maxSize, NodePool spec.limits on the "
+                             "priciest type, endpoint variants at maxCapacity)"},
         "totals": {p: result.total_by(p) for p in ("on-demand", "spot", "fixed")},
+        "ceilingTotals": {p: result.total_by(p, "ceiling") for p in ("on-demand", "spot", "fixed")},
         "byComponent": by_component(graph, result),
+        "byComponentCeiling": by_component(graph, result, "ceiling"),
         "prices": {"region": result.prices.region, "date": result.prices.date, "source": result.prices.source},
         "resources": [{"urn": line.resource.urn, "type": line.resource.type, "name": line.resource.name,
                        "component": _component(graph, line.resource.urn), "monthly": line.monthly,
+                       "ceiling": line.at("ceiling"),
                        "pricing": line.pricing, "detail": line.detail} for line in result.lines],
         "unpriced": [{"urn": u.resource.urn, "type": u.resource.type, "name": u.resource.name, "reason": u.reason}
                      for u in result.unpriced],

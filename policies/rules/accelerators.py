@@ -8,10 +8,12 @@ from fnmatch import fnmatch
 from typing import Any
 
 from contracts.instances import (NEURON_CORE, NEURON_DEVICE, NVIDIA_GPU, PROFILES, ROLE_LABEL, SAGEMAKER_PREFIX,
-                                 SERVING_ROLE, accelerator_of, allowed_types, profile_of)
+                                 SERVING_ROLE, allowed_types, family_of, profile_of, profile_of_family)
 
 from .core import Resource, RuleSet, Stack, Violation, as_list, items
-from .types import (EKS_NODE_GROUP, LAUNCH_TEMPLATE, PLACEMENT_GROUP, SAGEMAKER_ENDPOINT_CONFIG,
+from .pools import (INSTANCE_FAMILY_KEY, INSTANCE_TYPE_KEY, NODE_POOL_KIND, SPOT, Pool, hardware, launch_template_of,
+                    name_of, node_pool_view, pools)
+from .types import (EKS_NODE_GROUP, KARPENTER_NODE_POOL, LAUNCH_TEMPLATE, PLACEMENT_GROUP, SAGEMAKER_ENDPOINT_CONFIG,
                     SAGEMAKER_NOTEBOOK)
 
 rules = RuleSet("accelerators")
@@ -42,68 +44,74 @@ def not_in_catalog(instance_type: str) -> str:
             f"hardware (and the AMI, taint and allow-list it needs) is unknown")
 
 
-def launch_template_of(stack: Stack, node_group: Resource) -> Resource | None:
-    found = stack.referenced(node_group, [LAUNCH_TEMPLATE], "launchTemplate")
-    return found[0] if found else None
+def _accelerated_pools(stack: Stack) -> Iterator[tuple[Pool, str]]:
+    """Each pool (managed group or NodePool) with its hardware by the catalog: nvidia, neuron, cpu, or unknown
+    when any of its types is not in the catalog or nothing restricts them (a rule then says so)."""
+    for pool in pools(stack):
+        yield pool, hardware(pool) or UNKNOWN
 
 
-def node_group_instance_types(stack: Stack, node_group: Resource) -> list[str]:
-    """The node group's own instanceTypes, else its launch template's instanceType."""
-    types = [str(t) for t in as_list(node_group.props.get("instanceTypes")) if t]
-    if not types:
-        template = launch_template_of(stack, node_group)
-        if template is not None and template.props.get("instanceType"):
-            types = [str(template.props["instanceType"])]
-    return types
-
-
-def _accelerated_groups(stack: Stack) -> Iterator[tuple[Resource, str, list[str]]]:
-    """Each node group with its hardware by the catalog: nvidia, neuron, cpu, or unknown when any of its
-    types is not in the catalog (a rule then says so instead of guessing)."""
-    for group in stack.of_type(EKS_NODE_GROUP):
-        types = node_group_instance_types(stack, group)
-        if any(profile_of(t) is None for t in types):
-            yield group, UNKNOWN, types
-            continue
-        kind = next((k for k in (accelerator_of(t) for t in types) if k), None)
-        yield group, kind or "cpu", types
+def _unknown(pool: Pool) -> str:
+    if pool.unrestricted:
+        return f"{pool.title} restricts no instance type ({INSTANCE_TYPE_KEY} or {INSTANCE_FAMILY_KEY}), so its hardware is unknown"
+    unknown = next(f for f in pool.families if profile_of_family(f) is None)
+    named = next((t for t in pool.instance_types if family_of(t) == unknown), unknown)
+    return f"{pool.title}: {not_in_catalog(named)}"
 
 
 @rules.stack(
     "accelerator-pools-tainted", severity="high",
-    description="GPU and Neuron node groups carry a NoSchedule taint for their device resource, so only pods "
-                "that ask for the accelerator land there.",
+    description="GPU and Neuron pools (managed node groups and Karpenter NodePools) carry a NoSchedule taint for "
+                "their device resource, so only pods that ask for the accelerator land there.",
     remediation="Add taints=[{key: 'nvidia.com/gpu' | 'aws.amazon.com/neuron', value: 'true', "
-                "effect: 'NO_SCHEDULE'}] to the node group.")
+                "effect: 'NO_SCHEDULE'}] to the node group, or the same taint (effect NoSchedule) to the NodePool's "
+                "spec.template.spec.taints.")
 def tainted(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation]:
-    for group, kind, types in _accelerated_groups(stack):
+    for pool, kind in _accelerated_pools(stack):
         if kind not in TAINT_KEYS:
             continue  # cpu, or unknown hardware: accelerator-pools-matching-ami reports the latter
-        taints = items(group.props.get("taints"))
-        if not any(t.get("key") in TAINT_KEYS[kind] and t.get("effect") in ("NO_SCHEDULE", "NO_EXECUTE")
-                   for t in taints):
-            yield Violation(f"{', '.join(types)} node group {group.name} has no NO_SCHEDULE taint "
-                            f"{' or '.join(TAINT_KEYS[kind])}", group.urn)
+        if not any(key in TAINT_KEYS[kind] and effect in ("NoSchedule", "NoExecute") for key, effect in pool.taints):
+            yield Violation(f"{', '.join(pool.instance_types or pool.families)} {pool.title} has no NoSchedule "
+                            f"taint {' or '.join(TAINT_KEYS[kind])}", pool.resource.urn)
 
 
 @rules.stack(
     "accelerator-pools-matching-ami", severity="high",
-    description="Node groups use the EKS-optimized AMI type matching their hardware: NVIDIA for GPU pools, "
-                "NEURON for Trainium/Inferentia pools, and no accelerated AMI on CPU pools.",
+    description="Pools use the EKS-optimized AMI matching their hardware: node groups the NVIDIA AMI type for GPU "
+                "pools, NEURON for Trainium/Inferentia and no accelerated AMI on CPU pools; NodePools an "
+                "EC2NodeClass that selects the profile's AMI alias (al2023@..., whose NVIDIA or Neuron variant "
+                "Karpenter picks for the instance type).",
     remediation="Set amiType to AL2023_x86_64_NVIDIA (GPU) or AL2023_x86_64_NEURON (Neuron) with the SSM "
-                "release_version; CPU pools use AL2023_x86_64_STANDARD.")
+                "release_version; CPU pools use AL2023_x86_64_STANDARD. A NodePool's EC2NodeClass sets "
+                "amiSelectorTerms=[{alias: 'al2023@<release>'}].")
 def matching_ami(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation]:
-    for group, kind, types in _accelerated_groups(stack):
-        ami = group.props.get("amiType")
+    for pool, kind in _accelerated_pools(stack):
         if kind == UNKNOWN:
-            unknown = next(t for t in types if profile_of(t) is None)
-            yield Violation(f"node group {group.name}: {not_in_catalog(unknown)}", group.urn)
+            yield Violation(_unknown(pool), pool.resource.urn)
+        elif pool.kind == NODE_POOL_KIND:
+            yield from _node_class_ami(pool)
         elif kind == "cpu":
+            ami = pool.resource.props.get("amiType")
             if ami in ACCELERATED_AMI_TYPES:
-                yield Violation(f"CPU node group {group.name} uses the accelerated AMI type {ami}", group.urn)
-        elif ami not in AMI_TYPES[kind]:
-            yield Violation(f"{', '.join(types)} node group {group.name} uses AMI type {ami or 'unset'}; "
-                            f"allowed: {', '.join(AMI_TYPES[kind])}", group.urn)
+                yield Violation(f"CPU node group {pool.resource.name} uses the accelerated AMI type {ami}",
+                                pool.resource.urn)
+        elif (ami := pool.resource.props.get("amiType")) not in AMI_TYPES[kind]:
+            yield Violation(f"{', '.join(pool.instance_types)} node group {pool.resource.name} uses AMI type "
+                            f"{ami or 'unset'}; allowed: {', '.join(AMI_TYPES[kind])}", pool.resource.urn)
+
+
+def _node_class_ami(pool: Pool) -> Iterator[Violation]:
+    if pool.node_class is None:
+        yield Violation(f"{pool.title} names EC2NodeClass {pool.node_class_name or '(none)'}, which the stack does "
+                        f"not declare (spec.template.spec.nodeClassRef)", pool.resource.urn)
+        return
+    aliases = {str(PROFILES[p].karpenter_alias) for f in pool.families if (p := profile_of_family(f))}
+    terms = items((pool.node_class.props.get("spec") or {}).get("amiSelectorTerms"))
+    chosen = [str(t.get("alias", "")) for t in terms]
+    if not terms or not all(a.partition("@")[0] in aliases for a in chosen):
+        shown = ", ".join(a or "(id/name/tags)" for a in chosen) or "none"
+        yield Violation(f"{pool.title}'s EC2NodeClass {name_of(pool.node_class)} selects AMI {shown}; allowed: "
+                        f"alias {' or '.join(sorted(a + '@<release>' for a in aliases))}", pool.resource.urn)
 
 
 @rules.stack(
@@ -128,17 +136,17 @@ def efa_placement(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation
                             f"placement group (placement.groupName)", group.urn)
 
 
-@rules.resource(
-    "no-spot-for-prod-serving", types=(EKS_NODE_GROUP,), severity="high",
-    description=f"Prod serving node groups (label {ROLE_LABEL}={SERVING_ROLE}) run on-demand: a spot reclaim "
-                "must not take live traffic down.",
-    remediation="Set capacityType='ON_DEMAND' for serving pools in prod; keep spot for dev, batch and training.")
-def no_spot_serving(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    if resource.environment != "prod" or resource.props.get("capacityType") != "SPOT":
-        return
-    labels = resource.props.get("labels")
-    if isinstance(labels, Mapping) and labels.get(ROLE_LABEL) == SERVING_ROLE:
-        yield "prod serving node group runs on SPOT capacity"
+@rules.stack(
+    "no-spot-for-prod-serving", severity="high",
+    description=f"Prod serving pools (label {ROLE_LABEL}={SERVING_ROLE} on a node group or a NodePool's nodes) "
+                "run on-demand: a spot reclaim must not take live traffic down.",
+    remediation="Set capacityType='ON_DEMAND' for serving node groups in prod, and karpenter.sh/capacity-type In "
+                "[on-demand] (or reserved) on serving NodePools; keep spot for dev, batch and training.")
+def no_spot_serving(stack: Stack, config: Mapping[str, Any]) -> Iterator[Violation]:
+    for pool in pools(stack):
+        if pool.resource.environment == "prod" and SPOT in pool.capacity_types \
+                and pool.labels.get(ROLE_LABEL) == SERVING_ROLE:
+            yield Violation(f"prod serving {pool.title} runs on SPOT capacity", pool.resource.urn)
 
 
 # What the settings accept per profile (the catalog: every CPU family, the known accelerated types), plus the
@@ -157,6 +165,9 @@ ALLOWED_SCHEMA = {"allowedInstanceTypes": {
 
 
 def _instance_types(resource: Resource) -> list[str]:
+    if resource.type == KARPENTER_NODE_POOL:
+        pool = node_pool_view(resource)
+        return [] if pool.families_only else list(pool.instance_types)
     if resource.type == EKS_NODE_GROUP:
         return [str(t) for t in as_list(resource.props.get("instanceTypes"))]
     if resource.type == SAGEMAKER_ENDPOINT_CONFIG:
@@ -167,13 +178,31 @@ def _instance_types(resource: Resource) -> list[str]:
 
 
 @rules.resource(
-    "instance-types-allowed", types=(EKS_NODE_GROUP, LAUNCH_TEMPLATE, SAGEMAKER_ENDPOINT_CONFIG, SAGEMAKER_NOTEBOOK),
+    "instance-types-allowed",
+    types=(EKS_NODE_GROUP, LAUNCH_TEMPLATE, KARPENTER_NODE_POOL, SAGEMAKER_ENDPOINT_CONFIG, SAGEMAKER_NOTEBOOK),
     severity="medium", config=ALLOWED_SCHEMA,
-    description="Node groups, launch templates, endpoints and notebooks use only instance types on the allow-list "
-                "of their accelerator profile.",
-    remediation="Pick an allowed type, or extend allowedInstanceTypes in the policy pack config after review.")
+    description="Node groups, launch templates, Karpenter NodePools, endpoints and notebooks use only instance "
+                "types on the allow-list of their accelerator profile (a NodePool that restricts only families "
+                "needs the whole family, '<family>.*', on the list).",
+    remediation="Pick an allowed type, or extend allowedInstanceTypes in the policy pack config after review; "
+                "NodePools name their types with a node.kubernetes.io/instance-type In requirement.")
 def instance_types_allowed(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
     allowed: Mapping[str, Any] = config.get("allowedInstanceTypes") or {}
+    if resource.type == KARPENTER_NODE_POOL:
+        pool = node_pool_view(resource)
+        if pool.unrestricted:
+            yield (f"NodePool restricts no instance type ({INSTANCE_TYPE_KEY} or {INSTANCE_FAMILY_KEY} In "
+                   f"requirement), so Karpenter may launch any type")
+            return
+        for family in pool.families_only:
+            kind = profile_of_family(family)
+            patterns = [str(p) for p in as_list(allowed.get(kind))] if kind else []
+            if kind is None:
+                yield not_in_catalog(family)
+            elif f"{family}.*" not in patterns:
+                yield (f"NodePool allows every {family} type ({INSTANCE_FAMILY_KEY}) but only "
+                       f"{', '.join(p for p in patterns if family_of(p) == family) or 'none'} of it is allowed for "
+                       f"profile {kind}; name the types ({INSTANCE_TYPE_KEY})")
     for instance_type in _instance_types(resource):
         kind = profile(instance_type)
         if kind == UNKNOWN:

@@ -8,7 +8,7 @@ from typing import Any
 from contracts.instances import LOCAL_NVME_FAMILIES, family_of
 
 from .core import Resource, RuleSet, Stack, Violation, find_all, items, policy_json, statements, truthy
-from .types import (ECR_REPOSITORY, EKS_CLUSTER, KMS_KEY, LAUNCH_TEMPLATE, LOG_GROUP, MSK_CLUSTER, REDIS_GROUP,
+from .types import (ECR_REPOSITORY, EKS_CLUSTER, KARPENTER_NODE_CLASS, KMS_KEY, LAUNCH_TEMPLATE, LOG_GROUP, MSK_CLUSTER, REDIS_GROUP,
                     S3_BUCKET_POLICY, S3_BUCKETS, S3_SSE, SAGEMAKER_ENDPOINT_CONFIG, SNS_TOPIC)
 
 rules = RuleSet("encryption")
@@ -76,12 +76,17 @@ def _denies_plain_http(document: Mapping[str, Any] | None) -> bool:
 
 
 @rules.resource(
-    "launch-template-ebs-encrypted", types=(LAUNCH_TEMPLATE,), severity="high",
-    description="Launch templates encrypt every EBS volume with a customer-managed KMS key.",
+    "launch-template-ebs-encrypted", types=(LAUNCH_TEMPLATE, KARPENTER_NODE_CLASS), severity="high",
+    description="Launch templates and Karpenter EC2NodeClasses encrypt every EBS volume, the root volume "
+                "included, with a customer-managed KMS key.",
     remediation="Declare blockDeviceMappings with ebs={encrypted: 'true', kmsKeyId: <data key ARN>} for the root "
-                "volume (and any other volume).")
+                "volume (and any other volume); an EC2NodeClass sets spec.blockDeviceMappings[].ebs={encrypted: "
+                "true, kmsKeyID: <data key ARN>} with rootVolume: true.")
 def launch_template_ebs(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    mappings = items(resource.props.get("blockDeviceMappings"))
+    node_class = resource.type == KARPENTER_NODE_CLASS
+    props = (resource.props.get("spec") or {}) if node_class else resource.props
+    key_field = "kmsKeyID" if node_class else "kmsKeyId"
+    mappings = items(props.get("blockDeviceMappings"))
     if not mappings:
         yield "declares no block device mappings, so the root volume is not encrypted with a customer key"
     for mapping in mappings:
@@ -90,9 +95,9 @@ def launch_template_ebs(resource: Resource, config: Mapping[str, Any]) -> Iterat
         if not ebs:
             continue
         if not truthy(ebs.get("encrypted")):
-            yield f"EBS volume {device} is not encrypted (ebs.encrypted must be 'true')"
-        elif not _customer_key(ebs.get("kmsKeyId")):
-            yield f"EBS volume {device} is encrypted with the AWS-managed key; set ebs.kmsKeyId"
+            yield f"EBS volume {device} is not encrypted (ebs.encrypted must be {'true' if node_class else repr('true')})"
+        elif not _customer_key(ebs.get(key_field)):
+            yield f"EBS volume {device} is encrypted with the AWS-managed key; set ebs.{key_field}"
 
 
 @rules.resource(

@@ -7,18 +7,21 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from .core import Resource, RuleSet, as_list, block, items, number
-from .types import EKS_NODE_GROUP, INSTANCE, K8S_POD, K8S_WORKLOADS, LAUNCH_TEMPLATE
+from .types import EKS_NODE_GROUP, INSTANCE, K8S_POD, K8S_WORKLOADS, KARPENTER_NODE_CLASS, LAUNCH_TEMPLATE
 
 rules = RuleSet("hardening")
 
 
 @rules.resource(
-    "imdsv2-hop-limit-1", types=(LAUNCH_TEMPLATE, INSTANCE), severity="high",
-    description="Instances require IMDSv2 tokens with a hop limit of 1, so pods cannot borrow the node's role.",
-    remediation="Set metadataOptions={httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1}; "
-                "pods get AWS access through IRSA / Pod Identity.")
+    "imdsv2-hop-limit-1", types=(LAUNCH_TEMPLATE, INSTANCE, KARPENTER_NODE_CLASS), severity="high",
+    description="Instances (launch templates, instances, Karpenter EC2NodeClasses) require IMDSv2 tokens with a "
+                "hop limit of 1, so pods cannot borrow the node's role; an EC2NodeClass states it explicitly "
+                "rather than relying on the controller's default.",
+    remediation="Set metadataOptions={httpEndpoint: 'enabled', httpTokens: 'required', httpPutResponseHopLimit: 1} "
+                "(an EC2NodeClass: spec.metadataOptions); pods get AWS access through IRSA / Pod Identity.")
 def imdsv2(resource: Resource, config: Mapping[str, Any]) -> Iterator[str]:
-    options = block(resource.props.get("metadataOptions"))
+    props = (resource.props.get("spec") or {}) if resource.type == KARPENTER_NODE_CLASS else resource.props
+    options = block(props.get("metadataOptions"))
     if options.get("httpEndpoint") == "disabled":
         return
     if options.get("httpTokens") != "required":

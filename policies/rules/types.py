@@ -58,3 +58,13 @@ K8S_WORKLOADS = (
     K8S_POD, "kubernetes:apps/v1:Deployment", "kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:DaemonSet",
     "kubernetes:apps/v1:ReplicaSet", "kubernetes:batch/v1:Job", "kubernetes:batch/v1:CronJob",
 )
+
+K8S_DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+K8S_JOB = "kubernetes:batch/v1:Job"
+K8S_HPA = ("kubernetes:autoscaling/v2:HorizontalPodAutoscaler", "kubernetes:autoscaling/v1:HorizontalPodAutoscaler")
+KEDA_SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
+K8S_PRIORITY_CLASS = "kubernetes:scheduling.k8s.io/v1:PriorityClass"
+
+# Karpenter v1 custom resources (pulumi-kubernetes CustomResource tokens: kubernetes:<group>/<version>:<kind>).
+KARPENTER_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+KARPENTER_NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"

@@ -164,7 +164,7 @@ def test_reads_what_pulumi_stack_export_writes() -> None:
     (["policy", "--state", "{state}", "--stack-file", "x.yaml"], "--stack-file goes with --stack"),
     (["policy", "--stack", "dev", "--config", "{config}"], "unknown policy 'no-such-policy'"),
     (["policy", "--stack", "dev", "--config", "{typo}"],
-     "monthly-budget.monthlyBudget: not a setting of this policy; allowed: monthlyBudgetUsd"),
+     "monthly-budget.monthlyBudget: not a setting of this policy; allowed: basis, monthlyBudgetUsd"),
     (["policy", "--stack", "dev", "--config", "{level}"], "kms-key-rotation: enforcement level 'blocking'"),
     # Values are checked against each policy's schema, never silently replaced by the default.
     (["policy", "--stack", "dev", "--config", "{abc}"],
@@ -210,14 +210,31 @@ def test_cost_prices_spot_separately_and_lists_unknown_types() -> None:
                                      ("odd", "ON_DEMAND", "x9.huge")):
             aws.eks.NodeGroup(name, cluster_name="c", node_role_arn="arn:aws:iam::123456789012:role/n",
                               subnet_ids=["s"], instance_types=[kind], capacity_type=capacity,
-                              scaling_config={"desired_size": 2, "min_size": 0, "max_size": 3})
+                              scaling_config={"desired_size": 2, "min_size": 1, "max_size": 3})
         aws.s3.Bucket("data")
     result = estimate(Stack(resource_views(synth(program))))
     lines = {line.resource.name: line for line in result.lines}
-    assert lines["web"].monthly == round(2 * 0.192 * 730, 2) and lines["web"].pricing == "on-demand"
-    assert lines["batch"].monthly == round(2 * 0.0792 * 730, 2) and lines["batch"].pricing == "spot"
+    # Floor at minSize, ceiling at maxSize: the desired size is only where the group starts.
+    assert (lines["web"].monthly, lines["web"].ceiling) == (round(0.192 * 730, 2), round(3 * 0.192 * 730, 2))
+    assert lines["web"].pricing == "on-demand"
+    assert lines["batch"].monthly == round(0.0792 * 730, 2) and lines["batch"].pricing == "spot"
     unpriced = {u.resource.name: u.reason for u in result.unpriced}
     assert "no on-demand price for x9.huge" in unpriced["odd"] and unpriced["data"].startswith("usage-based")
+
+
+def test_prod_cost_prices_the_training_pool_and_root_volumes_and_lists_the_rest(stack_graph: Any) -> None:
+    result = estimate(Stack(resource_views(stack_graph("prod"))))
+    lines = {(line.resource.type, line.resource.name): line for line in result.lines}
+    train = lines[("aws:eks/nodeGroup:NodeGroup", "node-pools-train")]
+    assert train.monthly == 0 and train.ceiling == round(4 * 21.5 * 730, 2)
+    assert train.detail == "min 0 .. max 4 x trn1.32xlarge at $21.5/h"
+    volumes = lines[("aws:ec2/launchTemplate:LaunchTemplate", "node-pools-train")]
+    # 1000 GiB gp3 at $0.08 plus 125 MB/s above the included 125 at $0.04, on each of up to 4 nodes.
+    assert volumes.ceiling == 4 * (1000 * 0.08 + 125 * 0.04) and volumes.monthly == 0
+    serve_volumes = lines[("aws:ec2/launchTemplate:LaunchTemplate", "node-pools-serve")]
+    assert (serve_volumes.monthly, serve_volumes.ceiling) == (3 * 200 * 0.08, 12 * 200 * 0.08)
+    assert result.ceiling > result.total > 0
+    assert {u.resource.type for u in result.unpriced} >= {"aws:s3/bucket:Bucket", "aws:cloudwatch/logGroup:LogGroup"}
 
 
 def test_cost_command_prints_total_and_breakdown(capsys: pytest.CaptureFixture[str], stack_graph: Any,
@@ -228,7 +245,9 @@ def test_cost_command_prints_total_and_breakdown(capsys: pytest.CaptureFixture[s
     assert main(["cost", "--stack", "prod"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Estimated monthly cost of aiinfra/prod: $") and "node_pools:NodePools" in out
-    assert "Unpriced (" in out and "Prices: us-east-1, " in out
+    assert "at the floor (scaled pools at their minimum), up to $" in out
+    assert "min 0 .. max 4 x trn1.32xlarge at $21.5/h" in out and "EBS 1000 GiB gp3 per node" in out
+    assert "Unpriced (" in out and "Prices: us-east-1, " in out and "EBS prices: 2025-11-01" in out
 
 
 def test_diagram_groups_components_and_draws_data_paths(stack_graph: Any) -> None:

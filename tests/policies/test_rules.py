@@ -11,7 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
 
-from contracts.instances import ROLE_LABEL, SERVING_ROLE
+from contracts.instances import POOL_LABEL, ROLE_LABEL, SERVING_ROLE
 from policy_programs import KEY_ARN, RULES, findings, policy, tagged_provider
 
 Program = Callable[[], Any]
@@ -141,6 +141,43 @@ def deployment(name: str = "server", image: str = "123456789012.dkr.ecr.us-east-
     return k8s.apps.v1.Deployment(name, metadata={"namespace": namespace}, spec={
         "selector": {"match_labels": {"app": name}},
         "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [container], **pod}}})
+
+
+def neuron_pool(name: str = "serve", types: tuple[str, ...] = ("inf2.8xlarge",), **limits: str
+                ) -> k8s.apiextensions.CustomResource:
+    """A Karpenter NodePool as the capacity component renders one, with its EC2NodeClass."""
+    k8s.apiextensions.CustomResource(f"{name}-class", api_version="karpenter.k8s.aws/v1", kind="EC2NodeClass",
+                                     metadata={"name": name}, spec={"amiSelectorTerms": [{"alias": "al2023@v20251101"}]})
+    return k8s.apiextensions.CustomResource(
+        f"{name}-pool", api_version="karpenter.sh/v1", kind="NodePool", metadata={"name": name}, spec={
+            "template": {"metadata": {"labels": {POOL_LABEL: name}}, "spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": name},
+                "taints": [{"key": "aws.amazon.com/neuron", "value": "true", "effect": "NoSchedule"}],
+                "requirements": [{"key": "node.kubernetes.io/instance-type", "operator": "In", "values": list(types)}]}},
+            "limits": limits})
+
+
+def neuron_server(max_replicas: int, *, autoscaler: str = "hpa", pool: str = "serve") -> None:
+    k8s.apps.v1.Deployment("model-server", metadata={"name": "model-server", "namespace": "serving"}, spec={
+        "replicas": 1, "selector": {"match_labels": {"app": "model-server"}},
+        "template": {"metadata": {"labels": {"app": "model-server"}}, "spec": {
+            "nodeSelector": {POOL_LABEL: pool}, "containers": [{
+                "name": "server", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving:1.4.2",
+                "resources": {"limits": {"aws.amazon.com/neuroncore": "1"},
+                              "requests": {"aws.amazon.com/neuroncore": "1"}}}]}}})
+    target = {"kind": "Deployment", "name": "model-server"}
+    if autoscaler == "hpa":
+        k8s.autoscaling.v2.HorizontalPodAutoscaler("model-server", metadata={"name": "model-server", "namespace": "serving"},
+                                                   spec={"scaleTargetRef": {**target, "apiVersion": "apps/v1"},
+                                                         "minReplicas": 1, "maxReplicas": max_replicas})
+    else:
+        k8s.apiextensions.CustomResource("model-server", api_version="keda.sh/v1alpha1", kind="ScaledObject",
+                                         metadata={"name": "model-server", "namespace": "serving"},
+                                         spec={"scaleTargetRef": target, "maxReplicaCount": max_replicas})
+
+
+def priority_classes() -> None:
+    k8s.scheduling.v1.PriorityClass("serving", metadata={"name": "aiinfra-serving"}, value=1000)
 
 
 def network(public_data: bool) -> None:
@@ -301,7 +338,7 @@ CASES = [
          lambda: deployment(image="nginx:latest"), "unpinned image 'nginx:latest'"),
     # accelerators
     Case("accelerator-pools-tainted", lambda: gpu_group(), lambda: gpu_group(taints=[]),
-         "g5.2xlarge node group gpu has no NO_SCHEDULE taint nvidia.com/gpu"),
+         "g5.2xlarge node group gpu has no NoSchedule taint nvidia.com/gpu"),
     Case("accelerator-pools-matching-ami", lambda: gpu_group(),
          lambda: gpu_group(ami_type="AL2023_x86_64_STANDARD"), "uses AMI type AL2023_x86_64_STANDARD"),
     Case("efa-pools-single-az-cluster-placement",
@@ -319,10 +356,26 @@ CASES = [
          lambda: (node_group("online", capacity_type="ON_DEMAND", labels={ROLE_LABEL: SERVING_ROLE}),
                   node_group("serving", capacity_type="SPOT", labels={ROLE_LABEL: "compilation"})),
          lambda: node_group("online", capacity_type="SPOT", labels={ROLE_LABEL: SERVING_ROLE}),
-         "prod serving node group runs on SPOT", stack="prod"),
+         "prod serving node group online runs on SPOT capacity", stack="prod"),
     Case("instance-types-allowed", lambda: node_group(instance_types=["m6i.2xlarge", "c7a.large", "r5.xlarge"]),
          lambda: node_group(instance_types=["p4de.24xlarge"]),
          "instance type p4de.24xlarge is not allowed for profile nvidia-gpu"),
+    # capacity
+    Case("karpenter-nodepool-limits", lambda: neuron_pool(cpu="256", **{"aws.amazon.com/neuron": "8"}),
+         lambda: neuron_pool(cpu="256"), "NodePool serve sets no spec.limits on aws.amazon.com/neuron"),
+    # 8 Neuron devices = 8 inf2.8xlarge at the limit = 16 NeuronCores: 12 pods fit by an HPA, 20 by KEDA do not.
+    Case("workloads-fit-their-pool",
+         lambda: (neuron_pool(cpu="256", **{"aws.amazon.com/neuron": "8"}), neuron_server(12)),
+         lambda: (neuron_pool(cpu="256", **{"aws.amazon.com/neuron": "8"}), neuron_server(20, autoscaler="keda")),
+         "Deployment serving/model-server: up to 20 pods (ScaledObject serving/model-server maxReplicaCount) x 1 "
+         "aws.amazon.com/neuroncore, but node pool serve (NodePool serve) holds 16 such pods at its limit "
+         "(limits aws.amazon.com/neuron=8, cpu=256: 8 x inf2.8xlarge x 2 pod(s) per node)"),
+    Case("workload-pods-priority-class",
+         lambda: (priority_classes(), deployment(priorityClassName="aiinfra-serving"),
+                  deployment("tool", namespace="tools")),
+         lambda: (priority_classes(), deployment(priorityClassName="aiinfra-batch")),
+         "Deployment serving/server names priorityClassName 'aiinfra-batch', which no PriorityClass in the stack "
+         "declares (declared: aiinfra-serving)"),
     # operations
     Case("sagemaker-prod-min-instances", lambda: serving_endpoint(), lambda: serving_endpoint(count=1, min_capacity=1),
          "variant primary starts with 1 instance(s); prod needs at least 2", stack="prod"),
@@ -367,7 +420,7 @@ CASES = [
          "missing required tag(s) environment, owner, cost-center, managed-by"),
     Case("monthly-budget", lambda: gpu_group(scaling_config={"desired_size": 2, "min_size": 1, "max_size": 2}),
          lambda: gpu_group(instance_types=["p5.48xlarge"], scaling_config={"desired_size": 4, "min_size": 1, "max_size": 4}),
-         "exceeds the budget $40,000.00 (largest: gpu $160,717"),
+         "(floor: scaled pools at their minimum) exceeds the budget $40,000.00 (largest: gpu $40,179"),
 ]
 
 
