@@ -11,19 +11,12 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from types import ModuleType
 
+from aiinfra import cost, diagram, export, policy_command, preview
+from aiinfra.errors import UsageError
 from contracts.config import SettingsError
 
-
-class UsageError(Exception):
-    """Bad command-line input that argparse cannot catch (a file that does not exist, say)."""
-
-
-def _commands() -> tuple[ModuleType, ...]:
-    from aiinfra import cost, diagram, export, policy_command, preview
-
-    return (preview, export, policy_command, cost, diagram)
+COMMANDS = (preview, export, policy_command, cost, diagram)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m aiinfra",
         description="Render, check and export the aiinfra Pulumi program offline, under Pulumi's mocks.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in _commands():
+    for command in COMMANDS:
         command.add_parser(subparsers)
     return parser
 

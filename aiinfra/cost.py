@@ -10,7 +10,7 @@ import json
 from collections import defaultdict
 from typing import Any
 
-from aiinfra.cli import UsageError
+from aiinfra.errors import UsageError
 from policies.rules.cost_model import BASES, Basis, Estimate, estimate, load_prices
 from aiinfra.graph import ResourceGraph
 from aiinfra.policy_runner import resource_views

@@ -3,22 +3,40 @@
 The program is `__main__.py` itself, executed as the CLI's language host would execute it: the offline path
 never forks the program's logic. Each synth runs in a fresh `contextvars` context with its own event loop, so
 several stacks can be rendered in one process (tests, benchmarks) without leaking Pulumi's global state.
+
+Speed (see BENCHMARKS.md, engine section): a mock run needs three things the SDK does for a real deployment
+not at all, or not the way it does them, and none of them changes what the program declares (the golden-export
+test proves it byte for byte):
+- the SDK captures a stack trace (every frame, with source lines) for every resource so the engine can point at
+  source positions; the recording monitor never reads it, so `_get_stack_trace` answers an empty trace while a
+  synth runs (the SDK has no switch for it; the original is put back afterwards);
+- the SDK's final wait re-waits on every outstanding output after each one completes (`asyncio.wait(...,
+  FIRST_COMPLETED)` over the whole set), quadratic in the number of outputs; the engine first waits on each
+  output once, in turn, so the SDK's own wait finds nothing left to do but re-raise a failure;
+- Pulumi's futures, tasks and outputs are reference cycles by the ten thousand: the cyclic garbage collector
+  stays off during a synth (nothing in it is garbage before the synth ends) and is switched back on after.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
+import gc
 import runpy
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from inspect import isawaitable
 from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as runtime_resource
 from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.proto import source_pb2
 from pulumi.runtime.stack import run_in_stack
 
 from aiinfra.graph import STACK_TYPE, ResourceGraph, ResourceRecord, canonical_order
@@ -122,7 +140,42 @@ def run_program(program: Callable[[], Any], config: StackConfig, *,
     `synthesize` uses this for the real program; tests use it for small programs built from the same
     provider classes, so both go through one engine path.
     """
-    return contextvars.Context().run(_run, program, config, progress)
+    with _mock_run_switches():
+        return contextvars.Context().run(_run, program, config, progress)
+
+
+@contextlib.contextmanager
+def _mock_run_switches() -> Iterator[None]:
+    """What a mock run does without: per-resource stack traces and the cyclic GC (module docstring)."""
+    capture = runtime_resource._get_stack_trace
+    collecting = gc.isenabled()
+    runtime_resource._get_stack_trace = source_pb2.StackTrace
+    gc.disable()
+    try:
+        yield
+    finally:
+        runtime_resource._get_stack_trace = capture
+        if collecting:
+            gc.enable()
+
+
+async def _settle(program: Callable[[], Any]) -> None:
+    """Run the program, then wait for every output it left pending, each once (module docstring).
+
+    A failed output is left where it is: the SDK's own wait re-raises it as it would have.
+    """
+    result = program()
+    if isawaitable(result):
+        await result
+    tracked = runtime_settings.SETTINGS
+    while True:
+        with tracked.lock:
+            pending = [task for task in tracked.outputs if not task.done()]
+        if not pending:
+            return
+        for task in pending:
+            if not task.done():
+                await asyncio.wait((task,))
 
 
 def _run(program: Callable[[], Any], config: StackConfig, progress: Progress | None) -> ResourceGraph:
@@ -136,11 +189,14 @@ def _run(program: Callable[[], Any], config: StackConfig, progress: Progress | N
             monitor=monitor, monitor_features=set(monitor.GetDeploymentInfo(None).supportedFeatures),
             engine=pulumi_mocks.MockEngine(None), project=config.project, stack=config.stack,
             dry_run=False, organization="organization", callbacks=None,
+            # The SDK's tracked outputs default to one set shared by every context: give each synth its own,
+            # so a failed synth's outputs (bound to its closed loop) never reach the next one.
+            outputs=set(), lock=threading.Lock(),
         ))
         runtime_settings.ROOT.set(None)
         runtime_config.set_all_config(dict(config.values), list(config.secret_keys))
         settings_module.STACK_SOURCE.set(config.source)
-        loop.run_until_complete(run_in_stack(program))
+        loop.run_until_complete(run_in_stack(lambda: _settle(program)))
     finally:
         _drain(loop)
         asyncio.set_event_loop(None)

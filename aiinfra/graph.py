@@ -101,9 +101,6 @@ class ResourceGraph:
     def of_type(self, *types: str) -> list[ResourceRecord]:
         return [r for r in self.records if r.type in types]
 
-    def children(self, urn: str) -> list[ResourceRecord]:
-        return [r for r in self.records if r.parent == urn]
-
     def component_of(self, record: ResourceRecord) -> ResourceRecord | None:
         """The nearest enclosing `aiinfra:` component: what a summary groups a resource under."""
         index = self.by_urn

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aiinfra.cli import UsageError
+from aiinfra.errors import UsageError
 from aiinfra.graph import ResourceGraph
 from aiinfra.policy_runner import PolicyConfigError, evaluate, load_policy_config, mandatory, render_report
 from aiinfra.stack_args import synthesize_from_args

@@ -8,6 +8,7 @@ from collections import defaultdict
 from typing import Any
 
 from aiinfra.graph import STACK_TYPE, ResourceGraph, ResourceRecord
+from aiinfra.policy_command import policy_section
 from aiinfra.stack_args import add_stack_arguments, synthesize_from_args
 
 
@@ -20,8 +21,6 @@ def add_parser(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     graph = synthesize_from_args(args)
     print(render_summary(graph))
-    from aiinfra.policy_command import policy_section
-
     section, blocking = policy_section(graph)
     print("\n" + section)
     return 1 if blocking else 0

@@ -48,22 +48,45 @@ def test_records_parent_provider_dependencies_and_secrets() -> None:
     assert "hunter2" not in json.dumps(exported)
 
 
-def test_provider_calls_get_realistic_answers() -> None:
+def test_provider_calls_answer_what_was_asked() -> None:
+    """The mock's answers follow the request (region, Kubernetes version, AMI variant), not a fixed value."""
     seen: dict[str, object] = {}
+    base = "/aws/service/eks/optimized-ami/{}/amazon-linux-2023/x86_64/{}/recommended/{}"
 
     def program() -> None:
         zones = aws.get_availability_zones_output(state="available")
-        ami = aws.ssm.get_parameter_output(
-            name="/aws/service/eks/optimized-ami/1.31/amazon-linux-2023/x86_64/neuron/recommended/release_version")
+        asked = {(version, variant, what): aws.ssm.get_parameter_output(name=base.format(version, variant, what)).value
+                 for version in ("1.31", "1.33") for variant in ("standard", "neuron")
+                 for what in ("release_version", "image_id")}
         identity = aws.get_caller_identity_output()
-        pulumi.Output.all(zones.names, zones.zone_ids, ami.value, identity.account_id).apply(
-            lambda values: seen.update(zip(("names", "ids", "ami", "account"), values)))
+        pulumi.Output.all(zones.names, zones.zone_ids, identity.account_id, pulumi.Output.all(*asked.values())).apply(
+            lambda values: seen.update(names=values[0], ids=values[1], account=values[2],
+                                       ssm=dict(zip(asked, values[3]))))
 
-    run_program(program, CONFIG)
-    assert seen["names"][:3] == ["us-east-1a", "us-east-1b", "us-east-1c"]
-    assert seen["ids"][0] == "use1-az1"
-    assert seen["ami"] == "1.31.7-20251108"
+    run_program(program, StackConfig("aiinfra", "unit", "inline", {"aws:region": "eu-west-1"}, ()))
+    assert seen["names"][:3] == ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+    assert seen["ids"][0] == "euw1-az1"
     assert seen["account"] == "123456789012"
+    ssm = seen["ssm"]
+    for (version, variant, what), value in ssm.items():
+        if what == "release_version":
+            assert value.startswith(f"{version}."), (version, variant, value)
+        else:
+            assert value.startswith("ami-"), value
+    images = [v for (_, _, what), v in ssm.items() if what == "image_id"]
+    assert len(set(images)) == len(images), "each version and variant has its own AMI"
+
+
+def test_node_groups_pin_the_release_of_their_clusters_version(stack_graph: Callable) -> None:
+    """The program asks for the AMI release of its own cluster's Kubernetes version and pool's AMI type."""
+    for stack in ("dev", "prod"):
+        graph = stack_graph(stack)
+        (cluster,) = graph.of_type("aws:eks/cluster:Cluster")
+        groups = graph.of_type("aws:eks/nodeGroup:NodeGroup")
+        assert groups
+        for group in groups:
+            assert group.inputs["version"] == cluster.inputs["version"]
+            assert group.inputs["releaseVersion"].startswith(cluster.inputs["version"] + "."), group.name
 
 
 def test_unknown_provider_call_fails_loudly() -> None:
@@ -79,8 +102,7 @@ def test_synth_is_deterministic_and_isolated_between_stacks(stack_graph: Callabl
 
     again = synthesize("dev")
     first = stack_graph("dev")
-    assert [(r.urn, r.id) for r in again] == [(r.urn, r.id) for r in first] or \
-        sorted((r.urn, r.id) for r in again) == sorted((r.urn, r.id) for r in first)
+    assert [(r.urn, r.id, r.dependencies) for r in again] == [(r.urn, r.id, r.dependencies) for r in first]
     prod_urns = {r.urn for r in stack_graph("prod")}
     assert all(urn.startswith("urn:pulumi:prod::aiinfra::") for urn in prod_urns)
 
