@@ -21,9 +21,9 @@ class UsageError(Exception):
 
 
 def _commands() -> tuple[ModuleType, ...]:
-    from aiinfra import cost, diagram, export, policy_command, preview
+    from aiinfra import cost, diagram, export, policy_command, preview, rehearse
 
-    return (preview, export, policy_command, cost, diagram)
+    return (preview, export, policy_command, cost, diagram, rehearse)
 
 
 def build_parser() -> argparse.ArgumentParser:
