@@ -104,3 +104,15 @@ def test_no_role_writes_network_interfaces_outside_the_vpc(stack_graph, stack):
                 vpc = statement["Condition"]["ArnEquals"]["ec2:Vpc"]
                 assert vpc.startswith("arn:aws:ec2:us-east-1:123456789012:vpc/"), statement
     assert checked >= 2  # the SageMaker training role and every endpoint's execution role
+
+
+def test_images_carry_the_code_their_pods_run():
+    """The init container runs `python -m workloads.common.s3` in the serving image; training and compilation
+    import the shared layout from contracts/."""
+    from pathlib import Path
+
+    images = Path(__file__).resolve().parents[2] / "workloads" / "images"
+    serving = (images / "serving.Dockerfile").read_text()
+    assert "COPY workloads/common " in serving and "COPY contracts " in serving
+    for name in ("training.Dockerfile", "neuron.Dockerfile"):
+        assert "COPY contracts/ contracts/" in (images / name).read_text(), name
