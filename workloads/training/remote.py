@@ -12,7 +12,6 @@ verifies it file by file exactly as a local one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 from contracts.storage import COMPLETE_FILE, MODEL_ARCHIVE, POINTER_VERSION
 from workloads.common import s3
+from workloads.training.checkpoint import _sha256 as file_sha256
 
 _STEP = re.compile(r"^(step-\d{8,})/" + re.escape(COMPLETE_FILE) + "$")
 
@@ -65,14 +65,6 @@ def mirror_checkpoint(folder: Path, uri: str, kms_key: str, keep: int) -> None:
         s3.delete_prefix(uri.rstrip("/") + "/" + old + "/")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def publish_model(model_dir: Path, output_uri: str, kms_key: str, pointer_uri: str | None,
                   metrics: dict[str, Any]) -> dict[str, Any]:
     """Pack `model_dir` as SageMaker does (files at the archive's top level), upload it to
@@ -86,7 +78,7 @@ def publish_model(model_dir: Path, output_uri: str, kms_key: str, pointer_uri: s
     try:
         s3.upload_file(archive, model_uri, kms_key)
         document = {"version": POINTER_VERSION, "run": prefix.rstrip("/").rsplit("/", 1)[-1], "model": model_uri,
-                    "sha256": _sha256(archive), "step": metrics.get("step"), "created": int(time.time()),
+                    "sha256": file_sha256(archive), "step": metrics.get("step"), "created": int(time.time()),
                     "metrics": {k: v for k, v in metrics.items() if k.startswith("validation_")
                                 or k in ("train_examples", "labels")}}
     finally:
