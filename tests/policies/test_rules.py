@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 import pytest
 
 import admission_programs as admission
+from contracts.instances import POOL_LABEL, ROLE_LABEL, SERVING_ROLE
 from policy_programs import KEY_ARN, RULES, findings, policy, tagged_provider
 
 Program = Callable[[], Any]
