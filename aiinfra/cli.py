@@ -12,11 +12,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from aiinfra import cost, diagram, export, policy_command, preview
+from aiinfra import cost, diagram, export, policy_command, preview, rehearse
 from aiinfra.errors import UsageError
 from contracts.config import SettingsError
 
-COMMANDS = (preview, export, policy_command, cost, diagram)
+COMMANDS = (preview, export, policy_command, cost, diagram, rehearse)
 
 
 def build_parser() -> argparse.ArgumentParser:

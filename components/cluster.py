@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import Sequence
 
 import pulumi
@@ -188,14 +190,17 @@ class Cluster(pulumi.ComponentResource):
     # --- add-ons ---------------------------------------------------------------------------------------------
     def _addon(self, addon: str, config: ClusterSettings,
                depends_on: Sequence[pulumi.Resource] = ()) -> aws.eks.Addon:
-        role_arn = None
+        role_arn = configuration = None
         if addon == "vpc-cni":
             role_arn = self._addon_role(addon, "aws-node", "AmazonEKS_CNI_Policy").arn
+            # The network policy agent enforces the workload namespaces' NetworkPolicies; without it they are inert.
+            configuration = json.dumps({"enableNetworkPolicy": "true"})
         elif addon == "aws-ebs-csi-driver":
             role_arn = self._addon_role(addon, "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy").arn
         self.addons[addon] = aws.eks.Addon(
             f"{self._name}-{addon}", cluster_name=self.cluster.name, addon_name=addon,
             addon_version=config.addon_versions[addon], service_account_role_arn=role_arn,
+            configuration_values=configuration,
             resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE",
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)))
         return self.addons[addon]

@@ -13,12 +13,10 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.accelerators import EFA, NEURON_CORE, NEURON_DEVICE, NVIDIA_GPU, placement_for
+from components.accelerators import EFA, NEURON_CORE, NEURON_DEVICE, NVIDIA_GPU, PROFILE_SPECS, placement_for
 from components.compute_settings import (
-    CHECKPOINTS,
     COMPILATION_POD,
     SERVING_POD,
-    TRAINED,
     NodePoolSettings,
     PodSize,
     WorkloadSettings,
@@ -31,19 +29,41 @@ from components.kubernetes_addons import KubernetesAddons
 from components.settings import PlatformSettings
 from components.storage import Storage
 from components.workload_identity import SERVICE_ACCOUNTS
+from contracts import env as names
+from contracts.storage import CHECKPOINTS, POINTER, TRAIN_CHANNEL, TRAINED, VALIDATION_CHANNEL
 
 TORCHRUN_PORT = 29500
 SERVING_PORT = 8080
 MODEL_DIR = "/opt/ml/model"
+RUN_AS = 1000  # the images' unprivileged user
 # Pulumi waits for a Job to complete; these are declared suspended and started by their launchers.
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
-AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.0"
+# Pods that may call the model server carry this label (any namespace); nothing else reaches it.
+MODEL_CLIENT_LABEL = "aiinfra.io/model-client"
+# The device each pool profile's workloads are told to use (`--device`): never a silent CPU fallback.
+DEVICES = {"nvidia": "cuda", "neuron": "neuron", None: "cpu"}
+
+# Pod Security `restricted`: non-root, no privilege escalation, no capabilities, RuntimeDefault seccomp.
+# EFA needs no capability here: the EKS AL2023 AMIs run containerd with an unlimited memlock limit, which is
+# what libfabric's memory registration needs (IPC_LOCK would only lift that limit, and restricted forbids it).
+POD_SECURITY = {"run_as_non_root": True, "run_as_user": RUN_AS, "run_as_group": RUN_AS, "fs_group": RUN_AS,
+                "seccomp_profile": {"type": "RuntimeDefault"}}
+CONTAINER_SECURITY = {"allow_privilege_escalation": False, "read_only_root_filesystem": True,
+                      "run_as_non_root": True, "capabilities": {"drop": ["ALL"]}}
+TMP = "/tmp"  # the one writable place besides the workload's own volumes (HOME points here)
+
+
+def device_for(pool: NodePoolSettings) -> str:
+    """`--device` for workloads on `pool`: cuda on GPU pools, neuron on Trainium/Inferentia, cpu otherwise."""
+    return DEVICES[PROFILE_SPECS[pool.profile].accelerator]
 
 
 def resources(size: PodSize, accelerator: str | None = None, efa: bool = False) -> dict[str, dict[str, str]]:
-    """Container resources: extended resources (devices) must have requests equal to limits."""
+    """Container resources, limits equal to requests: the namespace's LimitRange default limit never applies
+    (a default below the request would get the pod refused at admission), and devices must have requests
+    equal to limits anyway."""
     requests = {"cpu": str(size.cpu), "memory": f"{size.memory_gib}Gi"}
-    limits = {"memory": f"{size.memory_gib}Gi"}
+    limits = dict(requests)
     if accelerator and size.accelerators:
         requests[accelerator] = limits[accelerator] = str(size.accelerators)
     if efa and size.efa_interfaces:
@@ -59,8 +79,19 @@ def serving_accelerator(pool: NodePoolSettings) -> str:
 def pod_spec(pool: NodePoolSettings, service_account: str, containers: list[dict[str, Any]],
              **extra: Any) -> dict[str, Any]:
     """A pod spec bound to `pool`: its node selector, the toleration for its taint, and its scheduler."""
-    return {"service_account_name": service_account, "containers": containers,
-            **placement_for(pool.name, pool.profile).pod_spec_fields(), **extra}
+    volumes = [*extra.pop("volumes", []), {"name": "tmp", "empty_dir": {}}]
+    return {"service_account_name": service_account, "automount_service_account_token": False,
+            "security_context": POD_SECURITY, "enable_service_links": False,
+            "containers": [hardened(c) for c in containers],
+            **({"init_containers": [hardened(c) for c in extra.pop("init_containers")]}
+               if "init_containers" in extra else {}),
+            **placement_for(pool.name, pool.profile).pod_spec_fields(), "volumes": volumes, **extra}
+
+
+def hardened(container: dict[str, Any]) -> dict[str, Any]:
+    """A container under the restricted profile, with a writable /tmp (and HOME there) on a read-only root."""
+    return {**container, "security_context": CONTAINER_SECURITY,
+            "volume_mounts": [*container.get("volume_mounts", []), {"name": "tmp", "mount_path": TMP}]}
 
 
 class ClusterWorkloads(pulumi.ComponentResource):
@@ -79,20 +110,23 @@ class ClusterWorkloads(pulumi.ComponentResource):
         self._settings = settings
         self._storage = storage
         self._models_key = keys.arn("models")
+        self._data_key = keys.arn("data")
         self._feature_store = feature_store
         self._image = {repo: pulumi.Output.concat(r.repository_url, ":", config.image_tag)
                        for repo, r in storage.repositories.items()}
         self._training(name, config, pools[config.training.pool])
         self._compilation(name, config, pools[config.compilation.pool])
         self._serving(name, config, pools[config.serving.pool])
+        self._network_policies(name, settings.network.cidr)
         self.register_outputs({"trainingJob": self.training_job.metadata.name,
                                "servingService": self.serving_service.metadata.name})
 
     def _env(self, extra: Mapping[str, pulumi.Input[str]] | None = None) -> list[dict[str, Any]]:
         base: dict[str, pulumi.Input[str]] = {
-            "AWS_REGION": self._settings.region, "AIINFRA_ENVIRONMENT": self._settings.environment,
-            "AIINFRA_DATASETS_BUCKET": self._storage.buckets["datasets"].bucket,
-            "AIINFRA_MODELS_BUCKET": self._storage.buckets["models"].bucket,
+            names.REGION: self._settings.region, names.ENVIRONMENT: self._settings.environment,
+            names.DATASETS_BUCKET: self._storage.buckets["datasets"].bucket,
+            names.MODELS_BUCKET: self._storage.buckets["models"].bucket,
+            names.MODELS_KEY_ARN: self._models_key, "HOME": TMP,
         }
         return [{"name": k, "value": v} for k, v in {**base, **(extra or {})}.items()]
 
@@ -111,18 +145,30 @@ class ClusterWorkloads(pulumi.ComponentResource):
             opts=self._opts)
         size = training_pod(pool)
         cores = per_node(pool, "neuron_cores")
+        datasets = f"s3://$({names.DATASETS_BUCKET})/{config.training.data_prefix}"
+        models = f"s3://$({names.MODELS_BUCKET})/"
+        # $(VAR) is expanded by the kubelet from the container's env. The run is the Job's uid: every pod and
+        # every retry of this Job shares its checkpoints, a new Job starts a new run.
         command = [
             "torchrun", f"--nnodes={nodes}", f"--nproc-per-node={cores}", "--node-rank=$(JOB_COMPLETION_INDEX)",
             f"--master-addr={job_name}-0.{job_name}", f"--master-port={TORCHRUN_PORT}",
-            "-m", "workloads.training", "--model-dir", "/opt/ml/model", "--checkpoint-dir", "/opt/ml/checkpoints",
+            "-m", "workloads.training", "--device", device_for(pool),
+            "--train", datasets + TRAIN_CHANNEL, "--validation", datasets + VALIDATION_CHANNEL,
+            "--model-dir", "/opt/ml/model", "--checkpoint-dir", "/opt/ml/checkpoints",
+            "--checkpoint-s3-uri", f"s3://$({names.DATASETS_BUCKET})/{CHECKPOINTS}$({names.RUN})/",
+            "--checkpoint-kms-key-id", f"$({names.DATA_KEY_ARN})",
+            "--output-s3-uri", f"{models}{TRAINED}$({names.RUN})/",
+            "--output-kms-key-id", f"$({names.MODELS_KEY_ARN})",
+            "--pointer-s3-uri", f"{models}{POINTER}",
         ]
-        env = {"AIINFRA_CHECKPOINT_PREFIX": CHECKPOINTS,
-               "AIINFRA_OUTPUT_PREFIX": TRAINED}
+        env: dict[str, pulumi.Input[str]] = {names.DATA_KEY_ARN: self._data_key}
         if pool.efa_enabled:
             # Neuron collectives over EFA (libfabric), with device RDMA where the instance supports it.
             env.update({"FI_PROVIDER": "efa", "FI_EFA_USE_DEVICE_RDMA": "1", "FI_EFA_FORK_SAFE": "1"})
+        run = {"name": names.RUN, "value_from": {"field_ref": {"field_path": names.JOB_UID_FIELD}}}
         container = {
-            "name": "train", "image": self._image["training"], "command": command, "env": self._env(env),
+            "name": "train", "image": self._image["training"], "command": command,
+            "env": [run, *self._env({**env, **self._neuron_cache(pool)})],
             "ports": [{"name": "torchrun", "container_port": TORCHRUN_PORT}],
             "resources": resources(size, NEURON_DEVICE, efa=pool.efa_enabled),
             "volume_mounts": [{"name": "shm", "mount_path": "/dev/shm"},
@@ -144,15 +190,18 @@ class ClusterWorkloads(pulumi.ComponentResource):
         spec = SERVICE_ACCOUNTS["compilation"]
         labels = {"app.kubernetes.io/name": "compiler", "app.kubernetes.io/part-of": "aiinfra"}
         size = PodSize(COMPILATION_POD.cpu, COMPILATION_POD.memory_gib, accelerators=config.compilation.neuron_cores)
-        source, compiled = "/opt/ml/input/model", "/opt/ml/output/compiled"
+        compiled = "/opt/ml/output/compiled"
+        models = f"s3://$({names.MODELS_BUCKET})/"
         container = {
             "name": "compile", "image": self._image["compilation"],
-            # $(VAR) is expanded by the kubelet from the container's env.
-            "command": ["python", "-m", "workloads.compilation", "--target", pool.profile, "--model-dir", source,
-                        "--out", compiled, "--upload", "s3://$(AIINFRA_MODELS_BUCKET)/$(OUTPUT_PREFIX)",
-                        "--kms-key-id", "$(MODELS_KEY_ARN)"],
-            "env": self._env({"OUTPUT_PREFIX": config.serving.model_prefix, "MODELS_KEY_ARN": self._models_key,
-                              "NEURON_RT_NUM_CORES": str(config.compilation.neuron_cores)}),
+            # The trained model comes through the pointer (or run prefix) training published; $(VAR) is
+            # expanded by the kubelet from the container's env.
+            "command": ["python", "-m", "workloads.compilation", "--target", pool.profile,
+                        "--device", device_for(pool), "--model-s3-uri", models + config.compilation.source_prefix,
+                        "--out", compiled, "--upload", models + config.serving.model_prefix.rstrip("/") + "/",
+                        "--kms-key-id", f"$({names.MODELS_KEY_ARN})"],
+            "env": self._env({"NEURON_RT_NUM_CORES": str(config.compilation.neuron_cores),
+                              **self._neuron_cache(pool)}),
             "resources": resources(size, NEURON_CORE),
             "volume_mounts": [{"name": "scratch", "mount_path": "/opt/ml"}],
         }
@@ -162,20 +211,24 @@ class ClusterWorkloads(pulumi.ComponentResource):
             spec={"suspend": config.compilation.suspend, "backoff_limit": 2, "template": {
                 "metadata": {"labels": labels},
                 "spec": pod_spec(pool, spec.name, [container], restart_policy="Never",
-                                 init_containers=[self._fetch_model(config.compilation.source_prefix, source,
-                                                                    volume="scratch")],
                                  volumes=[{"name": "scratch", "empty_dir": {}}])}},
             opts=self._opts)
 
-    def _fetch_model(self, prefix: str, target: str, volume: str = "model") -> dict[str, Any]:
-        """An init container that copies a model folder from the models bucket (as the pod's IRSA role)."""
+    @staticmethod
+    def _neuron_cache(pool: NodePoolSettings) -> dict[str, str]:
+        """The Neuron compiler cache defaults to /var/tmp, which a read-only root filesystem refuses."""
+        return {"NEURON_COMPILE_CACHE_URL": f"{TMP}/neuron-compile-cache"} if device_for(pool) == "neuron" else {}
+
+    def _fetch_model(self, prefix: str) -> dict[str, Any]:
+        """An init container that copies the compiled model from the models bucket, as the pod's IRSA role,
+        with the server's own image and S3 code (no second image holding the pod's credentials)."""
         return {
-            "name": "fetch-model", "image": AWS_CLI_IMAGE,
-            "command": ["aws", "s3", "sync", "--only-show-errors", "s3://$(AIINFRA_MODELS_BUCKET)/$(MODEL_PREFIX)",
-                        target],
-            "env": self._env({"MODEL_PREFIX": prefix.rstrip("/") + "/"}),
+            "name": "fetch-model", "image": self._image["serving"],
+            "command": ["python", "-m", "workloads.common.s3", "sync",
+                        f"s3://$({names.MODELS_BUCKET})/{prefix.rstrip('/')}/", MODEL_DIR],
+            "env": self._env(),
             "resources": resources(SERVING_POD),
-            "volume_mounts": [{"name": volume, "mount_path": target if volume == "model" else "/opt/ml"}],
+            "volume_mounts": [{"name": "model", "mount_path": MODEL_DIR}],
         }
 
     # --- serving ---------------------------------------------------------------------------------------------
@@ -192,11 +245,11 @@ class ClusterWorkloads(pulumi.ComponentResource):
         labels = {"app.kubernetes.io/name": "model-server", "app.kubernetes.io/part-of": "aiinfra"}
         accelerator = serving_accelerator(pool)
         size = PodSize(SERVING_POD.cpu, SERVING_POD.memory_gib, accelerators=serving.accelerators_per_pod)
-        fetch = self._fetch_model(serving.model_prefix, MODEL_DIR)
+        fetch = self._fetch_model(serving.model_prefix)
         server = {
             "name": "server", "image": self._image["serving"], "command": ["serve"],
             "env": self._env({"SERVING_MODEL_DIR": MODEL_DIR, "SERVING_PORT": str(SERVING_PORT),
-                              **self._shared_cache()}),
+                              "SERVING_DEVICE": device_for(pool), **self._shared_cache()}),
             "ports": [{"name": "http", "container_port": SERVING_PORT}],
             "resources": resources(size, accelerator),
             "readiness_probe": {"http_get": {"path": "/v2/health/ready", "port": "http"},
@@ -206,7 +259,6 @@ class ClusterWorkloads(pulumi.ComponentResource):
             "startup_probe": {"http_get": {"path": "/ping", "port": "http"}, "period_seconds": 10,
                               "failure_threshold": 30},
             "volume_mounts": [{"name": "model", "mount_path": MODEL_DIR, "read_only": True}],
-            "security_context": {"allow_privilege_escalation": False, "run_as_non_root": True, "run_as_user": 1000},
         }
         template = {"metadata": {"labels": labels}, "spec": pod_spec(
             pool, spec.name, [server], init_containers=[fetch],
@@ -240,3 +292,30 @@ class ClusterWorkloads(pulumi.ComponentResource):
             spec={"max_unavailable": 1, "selector": {"match_labels": labels}},
             opts=self._opts)
 
+    # --- network policies --------------------------------------------------------------------------------------
+    def _network_policies(self, name: str, vpc_cidr: str) -> None:
+        """What each workload may reach beyond the namespaces' default deny (see KubernetesAddons): torchrun and
+        the collectives only between the training Job's own pods; the model server only from labelled
+        clients, and out to the feature store's Redis inside the VPC."""
+        trainer = {"app.kubernetes.io/name": "trainer", "app.kubernetes.io/part-of": "aiinfra"}
+        server = {"app.kubernetes.io/name": "model-server", "app.kubernetes.io/part-of": "aiinfra"}
+        self.network_policies = [
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-trainer-peers",
+                metadata={"name": "trainer-peers", "namespace": SERVICE_ACCOUNTS["training"].namespace},
+                # All ports: torchrun's rendezvous is TORCHRUN_PORT, the collectives' bootstrap picks its own.
+                spec={"pod_selector": {"match_labels": trainer}, "policy_types": ["Ingress", "Egress"],
+                      "ingress": [{"from": [{"pod_selector": {"match_labels": trainer}}]}],
+                      "egress": [{"to": [{"pod_selector": {"match_labels": trainer}}]}]},
+                opts=self._opts),
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-model-server",
+                metadata={"name": "model-server", "namespace": SERVICE_ACCOUNTS["serving"].namespace},
+                spec={"pod_selector": {"match_labels": server}, "policy_types": ["Ingress", "Egress"],
+                      "ingress": [{"from": [{"namespace_selector": {},
+                                             "pod_selector": {"match_labels": {MODEL_CLIENT_LABEL: "true"}}}],
+                                   "ports": [{"protocol": "TCP", "port": SERVING_PORT}]}],
+                      "egress": [{"to": [{"ip_block": {"cidr": vpc_cidr}}],
+                                  "ports": [{"protocol": "TCP", "port": REDIS_PORT}]}]},
+                opts=self._opts),
+        ]

@@ -23,6 +23,8 @@ from components.accelerators import (
     reserved_taint_keys,
 )
 from contracts.config import Section, Where, camel, field, parse_cidr
+# Key prefixes: where each workload reads and writes (the IAM policies grant exactly these).
+from contracts.storage import CHECKPOINTS, COMPILED, POINTER, TRAINED, TRAINING_DATA
 
 KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34")
 REQUIRED_ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver")
@@ -34,10 +36,6 @@ DEFAULT_ADDON_VERSIONS = {
     "eks-pod-identity-agent": "v1.3.9-eksbuild.3",
     "aws-ebs-csi-driver": "v1.50.1-eksbuild.1",
 }
-# Key prefixes: where each workload reads and writes (the IAM policies grant exactly these).
-CHECKPOINTS = "checkpoints/"    # datasets bucket
-TRAINED = "training/"           # models bucket: the launcher's and the training Job's output
-COMPILED = "compiled/"          # models bucket: compiled artifacts the server loads
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$")
 _ROLE_NAME = re.compile(r"^[\w+=,.@/-]{1,64}$")
 _LABEL_KEY = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
@@ -263,7 +261,14 @@ class TrainingJobSettings(Section):
 
     pool: str = field("train", doc="trainium node pool the Job runs on")
     nodes: int = field(2, min=1, max=256, doc="pods (one per node) in the torchrun job")
+    data_prefix: str = field(TRAINING_DATA, doc="datasets-bucket prefix holding train/ and validation/ JSON lines")
     suspend: bool = field(True, doc="declare the Job suspended; the training launcher starts it")
+
+    def check(self, where: Where) -> None:
+        if not self.data_prefix.endswith("/") or self.data_prefix.startswith(("/", CHECKPOINTS)) \
+                or ".." in self.data_prefix:
+            raise where.child("dataPrefix").error(
+                f"a datasets-bucket folder ending in '/', outside {CHECKPOINTS}", self.data_prefix)
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,8 @@ class CompilationJobSettings(Section):
 
     pool: str = field("infer", doc="inferentia node pool the Job runs on")
     neuron_cores: int = field(1, min=1, max=24)
-    source_prefix: str = field(f"{TRAINED}current", doc="models-bucket prefix of the trained model to compile")
+    source_prefix: str = field(POINTER, doc="models-bucket key of the trained model to compile: the pointer "
+                               f"{POINTER}, or a run prefix {TRAINED}<run>/ (SageMaker's layout)")
     suspend: bool = field(True, doc="declare the Job suspended; the compilation launcher starts it")
 
     def check(self, where: Where) -> None:

@@ -23,3 +23,20 @@ def service_assume_role_policy(*services: str, conditions: Mapping[str, Any] | N
     if conditions:
         statement["Condition"] = dict(conditions)
     return policy_document([statement])
+
+
+ENI_WRITES = ("ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission", "ec2:DeleteNetworkInterface",
+              "ec2:DeleteNetworkInterfacePermission")
+ENI_READS = ("ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions", "ec2:DescribeSubnets",
+             "ec2:DescribeSecurityGroups")
+
+
+def vpc_interface_statements(sid: str, vpc_arn: pulumi.Input[str]) -> list[dict[str, Any]]:
+    """What SageMaker needs to attach a job's or an endpoint's ENIs on a role's behalf: the Describe calls
+    (which have no resource scope) anywhere, and creating or deleting interfaces only inside the platform's VPC
+    (`ec2:Vpc` holds for the interface, its subnet and its security groups)."""
+    return [
+        {"Sid": f"{sid}Describe", "Effect": "Allow", "Action": list(ENI_READS), "Resource": "*"},
+        {"Sid": f"{sid}InPlatformVpc", "Effect": "Allow", "Action": list(ENI_WRITES), "Resource": "*",
+         "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}}},
+    ]

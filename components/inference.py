@@ -14,7 +14,7 @@ import pulumi_aws as aws
 
 from components.context import AccountContext
 from components.encryption import EncryptionKeys
-from components.iam import policy_document, service_assume_role_policy
+from components.iam import policy_document, service_assume_role_policy, vpc_interface_statements
 from components.log_groups import encrypted_log_group
 from components.network import Network
 from components.settings import EndpointSettings, PlatformSettings
@@ -77,6 +77,7 @@ class Inference(pulumi.ComponentResource):
         super().__init__("aiinfra:inference:Inference", name, None, opts)
         self._settings = settings
         self._ctx = AccountContext.lookup(settings.region, self)
+        self._vpc_arn = self._ctx.arn("ec2", pulumi.Output.concat("vpc/", network.vpc.id))
         self.endpoints, self.configurations, self.roles, self.scaling_targets = {}, {}, {}, {}
         self.summary: dict[str, Any] = {}
         # One-line summaries per endpoint (`textClassifierEndpoint`), for stack outputs and previews.
@@ -218,10 +219,5 @@ class Inference(pulumi.ComponentResource):
             {"Sid": "PutMetrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
              "Condition": {"StringEquals": {"cloudwatch:namespace": METRICS_NAMESPACE}}},
             # Endpoints in a VPC: SageMaker attaches ENIs in the private subnets on the role's behalf.
-            {"Sid": "VpcNetworkInterfaces", "Effect": "Allow",
-             "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                        "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
-                        "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
-                        "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
-             "Resource": "*"},
+            *vpc_interface_statements("VpcNetworkInterfaces", self._vpc_arn),
         ])

@@ -101,6 +101,22 @@ def quota_hard(quota: QuotaSettings) -> dict[str, str]:
     }
 
 
+def namespace_policies() -> dict[str, dict[str, Any]]:
+    """Every workload namespace: deny all traffic, then allow DNS and HTTPS out. HTTPS is to any address because
+    S3 is reached through its gateway endpoint at S3's public addresses, which a NetworkPolicy cannot name (a
+    prefix list); STS, ECR, KMS, Secrets Manager and the rest are interface endpoints inside the VPC. The
+    workloads' own peers are allowed by `ClusterWorkloads`."""
+    dns = {"namespace_selector": {"match_labels": {"kubernetes.io/metadata.name": SYSTEM_NAMESPACE}},
+           "pod_selector": {"match_labels": {"k8s-app": "kube-dns"}}}
+    return {
+        "default-deny": {"pod_selector": {}, "policy_types": ["Ingress", "Egress"]},
+        "allow-dns": {"pod_selector": {}, "policy_types": ["Egress"], "egress": [
+            {"to": [dns], "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]}]},
+        "allow-https-out": {"pod_selector": {}, "policy_types": ["Egress"], "egress": [
+            {"to": [{"ip_block": {"cidr": "0.0.0.0/0"}}], "ports": [{"protocol": "TCP", "port": 443}]}]},
+    }
+
+
 class KubernetesAddons(pulumi.ComponentResource):
     """Device plugins, namespaces with quotas and limit ranges, and IRSA service accounts."""
 
@@ -133,7 +149,8 @@ class KubernetesAddons(pulumi.ComponentResource):
                 metadata={"name": spec.name, "namespace": self.namespaces[spec.namespace].metadata.name,
                           "annotations": {"eks.amazonaws.com/role-arn": identity.service_account_roles[role].arn,
                                           "eks.amazonaws.com/sts-regional-endpoints": "true"}},
-                automount_service_account_token=True, opts=self._opts)
+                # IRSA hands the AWS role a projected token of its own; nothing here calls the Kubernetes API.
+                automount_service_account_token=False, opts=self._opts)
         self.register_outputs({
             "devicePlugins": {p: r.name for p, r in self.device_plugins.items()},
             "namespaces": {n: ns.metadata.name for n, ns in self.namespaces.items()},
@@ -158,9 +175,9 @@ class KubernetesAddons(pulumi.ComponentResource):
         ns = k8s.core.v1.Namespace(
             f"{name}-{namespace}",
             metadata={"name": namespace, "labels": {
-                # Device access goes through device plugins, so nothing here needs privileged pods.
-                "pod-security.kubernetes.io/enforce": "baseline",
-                "pod-security.kubernetes.io/warn": "restricted",
+                # Device access goes through device plugins, so every pod here meets the restricted profile.
+                **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
+                "pod-security.kubernetes.io/enforce-version": "latest",
                 "aiinfra.io/workload": namespace}},
             opts=self._opts)
         k8s.core.v1.ResourceQuota(
@@ -170,4 +187,8 @@ class KubernetesAddons(pulumi.ComponentResource):
             f"{name}-{namespace}-limits", metadata={"name": f"{namespace}-limits", "namespace": ns.metadata.name},
             spec={"limits": [{"type": "Container", "defaultRequest": DEFAULT_REQUEST, "default": DEFAULT_LIMIT}]},
             opts=self._opts)
+        for policy, spec in namespace_policies().items():
+            k8s.networking.v1.NetworkPolicy(
+                f"{name}-{namespace}-{policy}", metadata={"name": policy, "namespace": ns.metadata.name},
+                spec=spec, opts=self._opts)
         return ns

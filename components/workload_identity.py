@@ -19,7 +19,7 @@ from components.compute_settings import CHECKPOINTS, COMPILED, TRAINED
 from components.context import AccountContext
 from components.encryption import EncryptionKeys
 from components.feature_store import FeatureStore
-from components.iam import policy_document, service_assume_role_policy
+from components.iam import policy_document, service_assume_role_policy, vpc_interface_statements
 from components.network import Network
 from components.settings import PlatformSettings
 from components.storage import Storage
@@ -166,12 +166,8 @@ class WorkloadIdentity(pulumi.ComponentResource):
                  "Resource": [log_groups, pulumi.Output.concat(log_groups, ":*")]},
                 {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
                  "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}},
-                {"Sid": "VpcInterfaces", "Effect": "Allow",
-                 "Action": ["ec2:CreateNetworkInterface", "ec2:CreateNetworkInterfacePermission",
-                            "ec2:DeleteNetworkInterface", "ec2:DeleteNetworkInterfacePermission",
-                            "ec2:DescribeNetworkInterfaces", "ec2:DescribeVpcs", "ec2:DescribeDhcpOptions",
-                            "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups"],
-                 "Resource": "*"},
+                *vpc_interface_statements("VpcInterfaces",
+                                          ctx.arn("ec2", pulumi.Output.concat("vpc/", network.vpc.id))),
                 {"Sid": "EncryptedVolumes", "Effect": "Allow", "Action": "kms:CreateGrant",
                  "Resource": [keys.arn("data"), keys.arn("models")],
                  "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},

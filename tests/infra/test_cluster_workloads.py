@@ -81,7 +81,7 @@ def test_training_is_an_indexed_torchrun_job_with_a_headless_service(stack_graph
 def test_dev_training_without_efa_asks_for_no_efa(stack_graph):
     job = next(r for r in stack_graph("dev").of_type(JOB) if r.inputs["metadata"]["name"] == "trainer")
     [container] = job.inputs["spec"]["template"]["spec"]["containers"]
-    assert container["resources"]["limits"] == {"aws.amazon.com/neuron": "1", "memory": "24Gi"}
+    assert container["resources"]["limits"] == {"aws.amazon.com/neuron": "1", "cpu": "6", "memory": "24Gi"}
     assert "--nproc-per-node=2" in container["command"]
 
 
@@ -93,11 +93,15 @@ def test_compilation_job_runs_on_the_inferentia_pool_and_publishes_where_serving
     [container] = pod["containers"]
     assert container["resources"]["limits"]["aws.amazon.com/neuroncore"] == "1"
     assert container["command"][:3] == ["python", "-m", "workloads.compilation"]
-    env = {e["name"]: e["value"] for e in container["env"]}
-    assert env["OUTPUT_PREFIX"] == "compiled/current"
-    assert env["MODELS_KEY_ARN"] == graph.stack_outputs["modelsKeyArn"]
-    [fetch] = pod["initContainers"]
-    assert {e["name"]: e["value"] for e in fetch["env"]}["MODEL_PREFIX"] == "training/current/"
+    command = container["command"]
+    models = "s3://$(AIINFRA_MODELS_BUCKET)/"
+    # It reads the pointer training publishes (not a folder nothing writes) and publishes where serving reads.
+    assert command[command.index("--model-s3-uri") + 1] == models + "training/latest.json"
+    assert command[command.index("--upload") + 1] == models + "compiled/current/"
+    assert command[command.index("--device") + 1] == "neuron"
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["AIINFRA_MODELS_KEY_ARN"] == graph.stack_outputs["modelsKeyArn"]
+    assert "initContainers" not in pod, "the compiler reads S3 itself; no aws-cli image with its credentials"
 
 
 def test_serving_deployment_has_probes_autoscaler_budget_and_service(stack_graph):

@@ -133,7 +133,12 @@ def test_execution_role_reads_only_its_model_prefix_and_writes_only_its_capture_
             actions = grant["Action"] if isinstance(grant["Action"], list) else [grant["Action"]]
             assert all(not a.endswith(":*") and a != "*" for a in actions), sid
             if grant["Resource"] == "*":
-                assert sid in {"EcrLogin", "PutMetrics", "VpcNetworkInterfaces"}, sid
+                assert sid in {"EcrLogin", "PutMetrics", "VpcNetworkInterfacesDescribe",
+                               "VpcNetworkInterfacesInPlatformVpc"}, sid
+        # ENI writes only inside the platform's VPC (AWS offers only a condition key to scope them).
+        vpc = grants["VpcNetworkInterfacesInPlatformVpc"]["Condition"]["ArnEquals"]["ec2:Vpc"]
+        assert vpc.startswith("arn:aws:ec2:us-east-1:123456789012:vpc/vpc-")
+        assert not any(a.startswith("ec2:Describe") for a in grants["VpcNetworkInterfacesInPlatformVpc"]["Action"])
         assert grants["PutMetrics"]["Condition"]["StringEquals"]["cloudwatch:namespace"] == "aiinfra/serving"
 
 

@@ -124,7 +124,7 @@ def test_namespaces_have_quotas_and_limit_ranges(stack_graph, stack):
     namespaces = {r.inputs["metadata"]["name"]: r for r in graph.of_type("kubernetes:core/v1:Namespace")}
     assert set(namespaces) == {"training", "serving"}
     for ns in namespaces.values():
-        assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+        assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     quotas = {r.inputs["metadata"]["namespace"]: r.inputs["spec"]["hard"]
               for r in graph.of_type("kubernetes:core/v1:ResourceQuota")}
     limits = {r.inputs["metadata"]["namespace"] for r in graph.of_type("kubernetes:core/v1:LimitRange")}

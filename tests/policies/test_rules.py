@@ -11,6 +11,7 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pytest
 
+import admission_programs as admission
 from contracts.instances import POOL_LABEL, ROLE_LABEL, SERVING_ROLE
 from policy_programs import KEY_ARN, RULES, findings, policy, tagged_provider
 
@@ -334,6 +335,13 @@ CASES = [
          lambda: deployment(container={"security_context": {"privileged": True}}), "container server runs privileged"),
     Case("pods-no-host-namespaces", lambda: deployment(), lambda: deployment(host_network=True),
          "pod uses the node's namespace (hostNetwork)"),
+    # admission
+    Case("pods-fit-namespace-limits", admission.admitted, admission.refused_by_default_limit,
+         "Job training/trainer container train: cpu request 6 exceeds the default limit of LimitRange "
+         "training-limits (1) in namespace training: the pod is refused"),
+    Case("pods-meet-pod-security", admission.admitted, admission.not_restricted,
+         "Job training/trainer: refused by Pod Security 'restricted' in namespace training: container train does "
+         "not set allowPrivilegeEscalation: false"),
     Case("images-pinned", lambda: deployment(image="registry.example/serving@sha256:" + "a" * 64),
          lambda: deployment(image="nginx:latest"), "unpinned image 'nginx:latest'"),
     # accelerators

@@ -67,13 +67,13 @@ def test_job_recorded_by_moto_has_vpc_keys_spot_checkpoints_and_hyperparameters(
 
 
 def test_dry_run_request_carries_metric_definitions_matching_the_training_log_lines(tmp_path, capsys):
-    path = _outputs(tmp_path, checkpointS3Uri="s3://ckpt-bucket/runs", trainingImageUri="img:1")
+    path = _outputs(tmp_path, checkpointS3Uri="s3://ckpt-bucket/runs", trainingRepositoryUrl="img")
     assert main(_argv(path, "--no-spot", "--processes-per-instance", "32", "--dry-run")) == 0
     request = json.loads(capsys.readouterr().out)
     assert request["EnableManagedSpotTraining"] is False
     assert "MaxWaitTimeInSeconds" not in request["StoppingCondition"]
     assert request["CheckpointConfig"]["S3Uri"] == "s3://ckpt-bucket/runs/demo-trn1/"
-    assert request["AlgorithmSpecification"]["TrainingImage"] == "img:1"
+    assert request["AlgorithmSpecification"]["TrainingImage"] == "img:1.4.0"
     assert request["Environment"] == {"NPROC_PER_NODE": "32"}
     definitions = {d["Name"]: d["Regex"] for d in request["AlgorithmSpecification"]["MetricDefinitions"]}
     assert definitions == {d["Name"]: d["Regex"] for d in METRIC_DEFINITIONS}
@@ -101,7 +101,7 @@ def test_dry_run_request_carries_metric_definitions_matching_the_training_log_li
     ({"modelsKeyArn": None}, [], "missing stack output 'modelsKeyArn'"),
     ({"datasetsBucketName": None}, [], "missing stack output 'checkpointS3Uri' (or 'datasetsBucketName'"),
     ({"modelsBucketName": None}, [], "missing stack output 'modelsBucketName' (or pass --output-s3-uri)"),
-    ({"trainingRepositoryUrl": None}, [], "missing stack output 'trainingImageUri'"),
+    ({"trainingRepositoryUrl": None}, [], "missing stack output 'trainingRepositoryUrl' (or pass --image-uri)"),
     ({}, ["-p", "epochz=3"], "--hyperparameter: unknown hyperparameter 'epochz'"),
     ({}, ["-p", "epochs=three"], "--hyperparameter: hyperparameter 'epochs' must be an integer, got 'three'"),
     ({}, ["--max-wait", "60"], "--max-wait 60 must be at least --max-run 86400 for spot training"),
@@ -118,5 +118,19 @@ def test_help_documents_the_stack_outputs(capsys):
         main(["--help"])
     text = capsys.readouterr().out
     for name in ("trainingRoleArn", "privateSubnetIds", "trainingSecurityGroupId", "dataKeyArn", "modelsKeyArn",
-                 "checkpointS3Uri", "modelsBucketName", "trainingImageUri", "datasetsBucketName"):
+                 "checkpointS3Uri", "modelsBucketName", "trainingRepositoryUrl", "datasetsBucketName"):
         assert name in text
+
+
+def test_the_image_comes_from_an_output_the_stack_exports(tmp_path, capsys):
+    """The program exports `trainingRepositoryUrl` (components/platform.py), never a `trainingImageUri`."""
+    import ast
+    from pathlib import Path
+
+    platform = (Path(__file__).resolve().parents[2] / "components" / "platform.py").read_text()
+    assert "RepositoryUrl" in platform and "ImageUri" not in platform
+    tree = ast.parse(Path(__file__).resolve().parents[2].joinpath("workloads/training/launch.py").read_text())
+    assert "trainingImageUri" not in ast.unparse(tree)
+    path = _outputs(tmp_path)
+    assert main([a for a in _argv(path, "--dry-run") if a not in ("--image-tag", "1.4.0")]) == 2
+    assert "--image-tag is required with stack output 'trainingRepositoryUrl'" in capsys.readouterr().err

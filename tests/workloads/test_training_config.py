@@ -48,7 +48,7 @@ def test_paths_follow_base_dir_and_sagemaker_variables(tmp_path):
     ({"SM_HPS": '{"lr": "0.1"}'}, [], "SM_HPS: unknown hyperparameter 'lr'"),
     ({"SM_HPS": "[1]"}, [], "SM_HPS: expected a JSON object"),
     ({}, ["--batch-size", "0"], "command line: hyperparameter 'batch_size' must be at least 1, got 0"),
-    ({}, ["--device", "tpu"], "command line: hyperparameter 'device' must be one of auto, cpu, cuda, xla"),
+    ({}, ["--device", "tpu"], "command line: hyperparameter 'device' must be one of auto, cpu, cuda, neuron"),
     ({}, ["--learning-rate", "fast"], "command line: hyperparameter 'learning_rate' must be a number"),
 ])
 def test_bad_hyperparameters_name_source_and_field(tmp_path, env, argv, message):

@@ -35,8 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
                     "model.pt, the tokenizer and manifest.json to --out; optionally upload to S3 with SSE-KMS. "
                     "Exit codes: 0 published, 1 refused (numeric drift), 2 bad input.",
     )
-    p.add_argument("--model-dir", type=Path, required=True, help="Hugging Face model directory")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model-dir", type=Path, help="Hugging Face model directory")
+    source.add_argument("--model-s3-uri", metavar="S3_URI",
+                        help="a trained model in S3: the pointer training/latest.json, a run prefix training/<run>/ "
+                             "(SageMaker's layout) or its output/model.tar.gz")
     p.add_argument("--target", choices=TARGETS, default="cpu", help="where the artifact runs (default: cpu)")
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help="where compilation runs: auto (what --target needs), cpu, cuda or neuron; a device whose "
+                        "runtime is missing fails at once")
     p.add_argument("--batch-size", type=int, default=1, help="compiled batch size (default: 1)")
     p.add_argument("--seq-len", type=int, default=128, help="compiled sequence length; inputs are padded to it")
     p.add_argument("--out", type=Path, required=True, help="output folder (created; must be empty or --overwrite)")
@@ -89,6 +96,29 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--neuron-target is for --target inferentia or trainium, not {args.target}")
 
 
+DEVICES = ("auto", "cpu", "cuda", "neuron")
+
+
+def target_device(target: str) -> str:
+    """The device tracing for `target` needs: Neuron targets compile through torch_neuronx, CUDA on a GPU."""
+    return "neuron" if target in NEURON_TARGETS else "cuda" if target == "cuda" else "cpu"
+
+
+def check_device(device: str, target: str) -> str:
+    """The device compilation runs on; a mismatch with --target or an absent runtime is one line."""
+    needed = target_device(target)
+    if device != "auto" and device != needed:
+        raise UsageError(f"--device {device} cannot compile --target {target} (it needs --device {needed})")
+    if needed == "neuron":
+        import_neuronx()
+    if needed == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError(f"--device cuda (for --target {target}) but no CUDA device is available")
+    return needed
+
+
 def run(args: argparse.Namespace) -> dict:
     """Compile, check, publish; returns the summary printed as JSON. Raises DriftError or UsageError."""
     import torch
@@ -100,13 +130,17 @@ def run(args: argparse.Namespace) -> dict:
 
     _validate(args)
     min_cosine, max_abs = _tolerances(args)
-    model_dir = check_model_dir(args.model_dir)
-    publish.check_destination(args.out, args.overwrite)
+    check_device(args.device, args.target)  # fail in one line before downloading or loading anything
     neuron = args.target in NEURON_TARGETS
-    if neuron:
-        import_neuronx()  # fail in one line before spending time on loading
+    publish.check_destination(args.out, args.overwrite)
     if args.upload:
         publish.parse_s3_uri(args.upload)
+    source_uri = None
+    if args.model_s3_uri:
+        from workloads.compilation.source import fetch_model
+
+        args.model_dir, source_uri = fetch_model(args.model_s3_uri, args.out.parent / f".{args.out.name}.source")
+    model_dir = check_model_dir(args.model_dir)
 
     exportable = load_exportable(model_dir, args.task, attn_implementation="eager" if neuron else None)
     if args.seq_len > exportable.max_positions:
@@ -145,7 +179,7 @@ def run(args: argparse.Namespace) -> dict:
         source_model_sha256=model_sha256(model_dir), numeric_check=result, quantized=compiled.quantized,
     )
     out = publish.write_artifact(args.out, compiled.module, manifest, model_dir)
-    summary = {"out": str(out), "target": args.target, "task": manifest.task,
+    summary = {"out": str(out), "target": args.target, "task": manifest.task, "source": source_uri or str(model_dir),
                "numeric_check": manifest.to_dict()["numeric_check"]}
     if args.upload:
         summary["uploaded"] = [f"s3://{publish.parse_s3_uri(args.upload)[0]}/{k}"

@@ -24,6 +24,7 @@ COPY workloads/requirements.txt workloads/requirements.txt
 RUN grep -v '^torch==' workloads/requirements.txt > /tmp/requirements-neuron.txt && \
     pip install -r /tmp/requirements-neuron.txt && \
     python -c "import torch_neuronx, torch_xla, transformers; print('neuron ok', torch_neuronx.__version__)"
+COPY contracts/ contracts/
 COPY workloads/ workloads/
 
 ENTRYPOINT ["python", "-m", "workloads.training.entry"]

@@ -24,6 +24,7 @@ COPY workloads/requirements.txt workloads/requirements.txt
 # torch first, from the index that matches the base (CPU or CUDA wheels), at the repository's pin.
 RUN pip install --index-url "${TORCH_INDEX}" "$(grep -E '^torch==' workloads/requirements.txt)" && \
     pip install -r workloads/requirements.txt
+COPY contracts/ contracts/
 COPY workloads/ workloads/
 # workloads.features reads its topic and schema facts from contracts/ (shared with the stack).
 COPY contracts/ contracts/

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from contracts.storage import MODEL_ARCHIVE
 from workloads.common.cli import UsageError
+from workloads.common.s3 import is_s3, parse_uri
 
 DEFAULT_BASE_DIR = "/opt/ml"
-DEVICES = ("auto", "cpu", "cuda", "xla")
+DEVICES = ("auto", "cpu", "cuda", "neuron")
 LOG_FORMATS = ("auto", "json", "progress")
 
 
@@ -63,7 +65,8 @@ HELP = {
     "keep_checkpoints": "complete checkpoints kept on disk",
     "labels": "comma-separated class names (default: the model's id2label, else the training labels)",
     "model_name_or_path": "base model directory (default: the 'model' channel, else bundled all-MiniLM-L6-v2)",
-    "device": f"one of {', '.join(DEVICES)}",
+    "device": f"one of {', '.join(DEVICES)}; cuda and neuron fail at once when their runtime is missing, auto "
+              "refuses to fall back to CPU on a host with Neuron devices",
     "log_format": "auto (progress bar on a terminal, JSON lines otherwise), json or progress",
 }
 
@@ -78,7 +81,13 @@ class Paths:
     model_dir: Path
     checkpoint_dir: Path
     hyperparameters_file: Path
-    failure_file: Path
+    train_uri: str | None = None  # s3:// source of `train` (downloaded before training)
+    validation_uri: str | None = None
+    checkpoint_uri: str | None = None  # s3:// mirror of `checkpoint_dir`: uploaded as written, restored at start
+    checkpoint_kms_key: str | None = None
+    output_uri: str | None = None  # s3:// run prefix: <it>output/model.tar.gz, SageMaker's layout
+    output_kms_key: str | None = None
+    pointer_uri: str | None = None  # s3:// pointer manifest naming the newest model, written last
 
 
 @dataclass(frozen=True)
@@ -168,18 +177,51 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("mode", nargs="?", choices=["train"], help="ignored; SageMaker starts images with 'train'")
     paths = parser.add_argument_group("paths (flags override SageMaker variables)")
-    paths.add_argument("--train", type=Path, help="training JSON lines file or folder (default: SM_CHANNEL_TRAIN)")
-    paths.add_argument("--validation", type=Path, help="validation file or folder (default: SM_CHANNEL_VALIDATION)")
+    paths.add_argument("--train", help="training JSON lines file or folder, or an s3:// prefix (default: "
+                       "SM_CHANNEL_TRAIN)")
+    paths.add_argument("--validation", help="validation file or folder, or an s3:// prefix (default: "
+                       "SM_CHANNEL_VALIDATION)")
     paths.add_argument("--model-dir", type=Path, help="where the trained model goes (default: SM_MODEL_DIR)")
     paths.add_argument("--checkpoint-dir", type=Path, help="checkpoints (default: <base>/checkpoints)")
     paths.add_argument("--sagemaker-base-dir", type=Path,
                        help=f"replaces {DEFAULT_BASE_DIR} (default: SAGEMAKER_BASE_DIR, else {DEFAULT_BASE_DIR})")
+    remote = parser.add_argument_group("S3 (EKS: SageMaker copies channels and checkpoints itself)")
+    remote.add_argument("--checkpoint-s3-uri", help="mirror checkpoints here as they are written; resume from the "
+                        "newest complete one at start")
+    remote.add_argument("--checkpoint-kms-key-id", help="SSE-KMS key for the checkpoint objects")
+    remote.add_argument("--output-s3-uri", help=f"run prefix: the model goes to <it>{MODEL_ARCHIVE}")
+    remote.add_argument("--output-kms-key-id", help="SSE-KMS key for the model archive and the pointer")
+    remote.add_argument("--pointer-s3-uri", help="after the model, write a pointer manifest naming it here")
     hps = parser.add_argument_group("hyperparameters (flags override SM_HPS and hyperparameters.json)")
     for f in fields(Hyperparameters):
         kind = _TYPES[f.type] if isinstance(f.type, str) else f.type
         hps.add_argument("--" + f.name.replace("_", "-"), dest=f.name, default=None, metavar=kind.__name__.upper(),
                          help=f"{HELP[f.name]} (default: {f.default!r})")
     return parser
+
+
+def _remote(args: argparse.Namespace) -> dict[str, str | None]:
+    """The S3 locations and their keys, checked together: a location to write needs its KMS key."""
+    remote = {
+        "train_uri": args.train if is_s3(args.train) else None,
+        "validation_uri": args.validation if is_s3(args.validation) else None,
+        "checkpoint_uri": args.checkpoint_s3_uri, "checkpoint_kms_key": args.checkpoint_kms_key_id,
+        "output_uri": args.output_s3_uri, "output_kms_key": args.output_kms_key_id,
+        "pointer_uri": args.pointer_s3_uri,
+    }
+    for flag, key in (("--train", "train_uri"), ("--validation", "validation_uri"),
+                      ("--checkpoint-s3-uri", "checkpoint_uri"), ("--output-s3-uri", "output_uri"),
+                      ("--pointer-s3-uri", "pointer_uri")):
+        if remote[key] is not None:
+            parse_uri(remote[key], flag)
+    for flag, needs in (("--checkpoint-s3-uri", "--checkpoint-kms-key-id"), ("--output-s3-uri", "--output-kms-key-id"),
+                        ("--pointer-s3-uri", "--output-kms-key-id")):
+        attr = flag[2:].replace("-", "_")
+        if getattr(args, attr) and not getattr(args, needs[2:].replace("-", "_")):
+            raise UsageError(f"{flag} needs {needs} (the buckets accept only SSE-KMS objects)")
+    if args.pointer_s3_uri and not args.output_s3_uri:
+        raise UsageError("--pointer-s3-uri needs --output-s3-uri (the pointer names the model published there)")
+    return remote
 
 
 def resolve(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None) -> TrainConfig:
@@ -212,14 +254,17 @@ def resolve(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None
     hp = merge_hyperparameters(hp, {k.replace("_", "-"): v for k, v in flags.items()}, "command line")
     sources.update({k: "command line" for k in flags})
 
-    def channel(flag: Path | None, var: str, name: str) -> Path:
-        if flag is not None:
-            return flag
-        return Path(env[var]) if env.get(var) else base / "input" / "data" / name
+    def channel(flag: str | None, var: str, name: str) -> Path:
+        if flag is not None and not is_s3(flag):
+            return Path(flag)
+        if flag is None and env.get(var):
+            return Path(env[var])
+        return base / "input" / "data" / name  # an S3 channel is downloaded here, as SageMaker would
 
     validation: Path | None = channel(args.validation, "SM_CHANNEL_VALIDATION", "validation")
     if args.validation is None and not env.get("SM_CHANNEL_VALIDATION") and not validation.exists():
         validation = None  # optional unless asked for explicitly
+    remote = _remote(args)
     paths = Paths(
         base_dir=base,
         train=channel(args.train, "SM_CHANNEL_TRAIN", "train"),
@@ -227,7 +272,7 @@ def resolve(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None
         model_dir=args.model_dir or Path(env.get("SM_MODEL_DIR") or base / "model"),
         checkpoint_dir=args.checkpoint_dir or base / "checkpoints",
         hyperparameters_file=hp_file,
-        failure_file=base / "output" / "failure",
+        **remote,
     )
     if not hp.model_name_or_path and env.get("SM_CHANNEL_MODEL"):
         hp = replace(hp, model_name_or_path=env["SM_CHANNEL_MODEL"])

@@ -34,7 +34,7 @@ STACK_OUTPUTS = {
     "modelsKeyArn": "KMS key for the model artifact (OutputDataConfig.KmsKeyId)",
     "checkpointS3Uri": "checkpoint location; else s3://<datasetsBucketName>/checkpoints/",
     "modelsBucketName": "model output location s3://<modelsBucketName>/training/ (unless --output-s3-uri)",
-    "trainingImageUri": "training image; else <trainingRepositoryUrl>:<--image-tag> (unless --image-uri)",
+    "trainingRepositoryUrl": "training image repository: the job runs <it>:<--image-tag> (unless --image-uri)",
 }
 
 
@@ -49,7 +49,6 @@ class StackOutputs:
     output_kms_key: str
     checkpoint_s3_uri: str
     models_bucket: str | None
-    image_uri: str | None
     repository_url: str | None
     environment: str | None
 
@@ -96,7 +95,7 @@ def load_stack_outputs(path: Path) -> StackOutputs:
         role_arn=text("trainingRoleArn"), subnet_ids=list(subnets),
         security_group_id=text("trainingSecurityGroupId"), volume_kms_key=text("dataKeyArn"),
         output_kms_key=text("modelsKeyArn"), checkpoint_s3_uri=checkpoint,
-        models_bucket=text("modelsBucketName", required=False), image_uri=text("trainingImageUri", required=False),
+        models_bucket=text("modelsBucketName", required=False),
         repository_url=text("trainingRepositoryUrl", required=False), environment=text("environment", required=False),
     )
 
@@ -107,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m workloads.training.launch", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Start a SageMaker training job for workloads.training from the platform stack's outputs.",
         epilog=f"Stack outputs read from --stack-outputs:\n{outputs}\n"
-               "Alternatives: 'datasetsBucketName' for 'checkpointS3Uri'; 'trainingRepositoryUrl' with --image-tag "
-               "for 'trainingImageUri'.",
+               "Alternatives: 'datasetsBucketName' for 'checkpointS3Uri'; --image-uri for "
+               "'trainingRepositoryUrl' with --image-tag.",
     )
     p.add_argument("--stack-outputs", type=Path, required=True, help="JSON from `pulumi stack output --json`")
     p.add_argument("--instance-type", required=True, help="e.g. ml.trn1.32xlarge, ml.g5.2xlarge, ml.m5.xlarge")
@@ -119,8 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hyperparameter", "-p", action="append", default=[], metavar="NAME=VALUE",
                    help="a training hyperparameter (repeatable), checked against the training code's list")
     p.add_argument("--job-name", help="training job name (default: aiinfra-train-<UTC timestamp>)")
-    p.add_argument("--image-uri", help="training image (default: stack output trainingImageUri)")
-    p.add_argument("--image-tag", help="tag on the stack's trainingRepositoryUrl when there is no trainingImageUri")
+    p.add_argument("--image-uri", help="training image (default: <stack output trainingRepositoryUrl>:<--image-tag>)")
+    p.add_argument("--image-tag", help="tag of the image in the stack's trainingRepositoryUrl")
     p.add_argument("--output-s3-uri", help="where SageMaker writes model.tar.gz (default: s3://<models>/training/)")
     p.add_argument("--checkpoint-s3-uri", help="override the stack's checkpoint location")
     p.add_argument("--no-spot", dest="spot", action="store_false", help="on-demand instead of managed spot")
@@ -161,13 +160,13 @@ def build_request(outputs: StackOutputs, args: argparse.Namespace, *, now: float
         raise UsageError(f"--instance-count must be at least 1, got {args.instance_count}")
     if not args.instance_type.startswith("ml."):
         raise UsageError(f"--instance-type {args.instance_type!r}: SageMaker instance types start with 'ml.'")
-    image = args.image_uri or outputs.image_uri
+    image = args.image_uri
     if image is None:
-        if outputs.repository_url and args.image_tag:
-            image = f"{outputs.repository_url}:{args.image_tag}"
-        else:
-            raise UsageError(f"{args.stack_outputs}: missing stack output 'trainingImageUri' (or pass --image-uri, "
-                             "or --image-tag with a 'trainingRepositoryUrl' output)")
+        if outputs.repository_url is None:
+            raise UsageError(f"{args.stack_outputs}: missing stack output 'trainingRepositoryUrl' (or pass --image-uri)")
+        if not args.image_tag:
+            raise UsageError("--image-tag is required with stack output 'trainingRepositoryUrl' (or pass --image-uri)")
+        image = f"{outputs.repository_url}:{args.image_tag}"
     output_uri = args.output_s3_uri or (f"s3://{outputs.models_bucket}/training/" if outputs.models_bucket else None)
     if output_uri is None:
         raise UsageError(f"{args.stack_outputs}: missing stack output 'modelsBucketName' (or pass --output-s3-uri)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,18 +86,39 @@ class Runtime:
             dist.destroy_process_group()
 
 
-def start(device: str = "auto") -> Runtime:
-    """Pick the device and join the process group torchrun (or SageMaker, or Kubeflow) describes."""
+def neuron_devices(dev: Path = Path("/dev")) -> int:
+    """Neuron devices the host exposes (/dev/neuron0, ...): what the device plugin hands a pod."""
+    return len([p for p in dev.glob("neuron*") if p.name[len("neuron"):].isdigit()])
+
+
+def resolve_kind(device: str = "auto") -> str:
+    """The runtime kind ("cpu", "cuda", "xla") for the device asked for; a device whose runtime is absent is a
+    one-line error, never a silent CPU run (on a Trainium node that would be 32 CPU processes)."""
+    if device == "auto":
+        if xla_available():
+            return "xla"
+        if torch.cuda.is_available():
+            return "cuda"
+        if neuron_devices():
+            raise UsageError("hyperparameter 'device' is 'auto' on a host with Neuron devices but torch_xla is not "
+                             "installed: use the Neuron image, or pass --device cpu to train on CPU on purpose")
+        return "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("hyperparameter 'device' is 'cuda' but no CUDA device is available "
+                         "(torch sees none: CPU build, or no GPU on this host)")
+    if device == "neuron":
+        if not xla_available():
+            raise UsageError("hyperparameter 'device' is 'neuron' but torch_xla is not installed "
+                             "(use the Neuron image on a Trn1 host)")
+        return "xla"
+    return device
+
+
+def start(kind: str = "cpu") -> Runtime:
+    """Join the process group torchrun (or SageMaker, or Kubeflow) describes, on `resolve_kind`'s device."""
     rank = int(os.environ.get("RANK", "0"))
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    kind = device
-    if kind == "auto":
-        kind = "xla" if xla_available() else "cuda" if torch.cuda.is_available() else "cpu"
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UsageError("hyperparameter 'device' is 'cuda' but no CUDA device is available")
-    if kind == "xla" and not xla_available():
-        raise UsageError("hyperparameter 'device' is 'xla' but torch_xla is not installed (use the Neuron image)")
     distributed = world_size > 1
     if kind == "xla":
         import torch_xla.core.xla_model as xm

@@ -71,13 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _train(cfg: Any) -> int:
     import torch
 
-    from workloads.training import checkpoint, data, runtime, state
+    from workloads.training import checkpoint, data, remote, runtime, state
     from workloads.training.report import Reporter, Throughput
 
     hp, paths = cfg.hp, cfg.paths
     started = time.perf_counter()
     signal.signal(signal.SIGTERM, _Stop.handler)
 
+    kind = runtime.resolve_kind(hp.device)  # an absent accelerator runtime fails here, before any download
+    if paths.train_uri:
+        remote.fetch_channel(paths.train_uri, paths.train, "train")
+    if paths.validation_uri and paths.validation:
+        remote.fetch_channel(paths.validation_uri, paths.validation, "validation")
     train_examples = data.read_examples(paths.train, "train")
     validation_examples = data.read_examples(paths.validation, "validation") if paths.validation else []
     model_dir = check_model_dir(hp.model_name_or_path or default_model_dir())
@@ -88,7 +93,7 @@ def _train(cfg: Any) -> int:
     for flag, folder in (("--checkpoint-dir", paths.checkpoint_dir), ("--model-dir", paths.model_dir)):
         _writable(flag, folder)
 
-    rt = runtime.start(hp.device)
+    rt = runtime.start(kind)
     try:
         from transformers import get_linear_schedule_with_warmup
 
@@ -99,7 +104,8 @@ def _train(cfg: Any) -> int:
         fingerprint = {"train_examples": len(train_examples), "labels": names, "batch_size": hp.batch_size,
                        "total_steps": total, "seed": hp.seed}
 
-        loaded = _resume(paths.checkpoint_dir, rt, fingerprint, model, optimizer, scheduler)
+        loaded = _resume(paths.checkpoint_dir, rt, fingerprint, model, optimizer, scheduler,
+                         remote_uri=paths.checkpoint_uri)
         step, epoch, position = (loaded.step, loaded.state["epoch"], loaded.state["position"]) if loaded else (0, 0, 0)
 
         train_model = model
@@ -127,7 +133,11 @@ def _train(cfg: Any) -> int:
                 shared = {"step": step, "epoch": epoch, "position": position, "fingerprint": fingerprint,
                           "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
                           "optimizer": _to_cpu(optimizer.state_dict()), "scheduler": scheduler.state_dict()}
-                checkpoint.save(paths.checkpoint_dir, step, state=shared, rngs=rngs, keep=hp.keep_checkpoints)
+                folder = checkpoint.save(paths.checkpoint_dir, step, state=shared, rngs=rngs,
+                                         keep=hp.keep_checkpoints)
+                if paths.checkpoint_uri:
+                    remote.mirror_checkpoint(folder, paths.checkpoint_uri, paths.checkpoint_kms_key,
+                                             hp.keep_checkpoints)
             rt.barrier()
 
         def evaluate() -> dict[str, float]:
@@ -198,12 +208,16 @@ def _train(cfg: Any) -> int:
         save_checkpoint()
         reporter.close()
         if rt.is_main:
-            _write_model(model, tokenizer, paths.model_dir, {
+            metrics = {
                 "step": step, "epochs": hp.epochs, "world_size": rt.world_size, "device": rt.kind,
                 "train_examples": len(train_examples), "validation_examples": len(validation_examples),
                 "labels": names, "seconds": round(time.perf_counter() - started, 3),
                 "hyperparameters": asdict(hp), **{k: round(v, 6) for k, v in last.items()},
-            })
+            }
+            _write_model(model, tokenizer, paths.model_dir, metrics)
+            if paths.output_uri:
+                remote.publish_model(paths.model_dir, paths.output_uri, paths.output_kms_key, paths.pointer_uri,
+                                     metrics)
         rt.barrier()
         return 0
     finally:
@@ -233,13 +247,17 @@ def _build(model_dir: Path, names: list[str], hp: Any, rt: Any) -> tuple[Any, An
     return tokenizer, model, torch.optim.AdamW(groups, lr=hp.learning_rate)
 
 
-def _resume(root: Path, rt: Any, fingerprint: dict[str, Any], model: Any, optimizer: Any, scheduler: Any) -> Any:
-    """Load the newest good checkpoint (rank 0 reads, every rank receives) into the run; None to start fresh."""
-    from workloads.training import checkpoint, state
+def _resume(root: Path, rt: Any, fingerprint: dict[str, Any], model: Any, optimizer: Any, scheduler: Any, *,
+            remote_uri: str | None = None) -> Any:
+    """Load the newest good checkpoint (rank 0 reads, every rank receives) into the run; None to start fresh.
+    With `remote_uri` a newer checkpoint in S3 (a new pod after a spot interruption) is fetched first."""
+    from workloads.training import checkpoint, remote, state
 
     loaded = None
     if rt.is_main:
         checkpoint.clean_staging(root)
+        if remote_uri:
+            remote.restore_checkpoint(remote_uri, root)
         loaded = checkpoint.load_latest(root, world_size=rt.world_size)
     loaded = rt.broadcast(loaded)
     if loaded is None:
