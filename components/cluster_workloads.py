@@ -7,33 +7,23 @@ lives in `workloads/`. Node selectors, tolerations and the scheduler name all co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.accelerators import EFA, NEURON_CORE, NEURON_DEVICE, NVIDIA_GPU, placement_for
-from components.compute_settings import (
-    CHECKPOINTS,
-    COMPILATION_POD,
-    SERVING_POD,
-    TRAINED,
-    NodePoolSettings,
-    PodSize,
-    WorkloadSettings,
-    per_node,
-    training_pod,
-)
-from components.encryption import EncryptionKeys
-from components.feature_store import REDIS_PORT, FeatureStore
-from components.kubernetes_addons import KubernetesAddons
-from components.settings import PlatformSettings
-from components.storage import Storage
+from components.kubernetes_addons import WorkloadTarget
+from components.pod_sizing import COMPILATION_POD, SERVING_POD, PodSize, per_node, training_pod
+from components.settings import NodePoolSettings, StackIdentity, WorkloadSettings
+from components.storage import StorageRefs
 from components.workload_identity import SERVICE_ACCOUNTS
-
-TORCHRUN_PORT = 29500
-SERVING_PORT = 8080
+from contracts.ports import MODEL_SERVER as SERVING_PORT
+from contracts.ports import REDIS as REDIS_PORT
+from contracts.ports import TORCHRUN as TORCHRUN_PORT
+from contracts.storage import CHECKPOINTS, TRAINED
 MODEL_DIR = "/opt/ml/model"
 # Pulumi waits for a Job to complete; these are declared suspended and started by their launchers.
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
@@ -63,24 +53,32 @@ def pod_spec(pool: NodePoolSettings, service_account: str, containers: list[dict
             **placement_for(pool.name, pool.profile).pod_spec_fields(), **extra}
 
 
+@dataclass(frozen=True)
+class SharedCache:
+    """The feature store as the model servers see it: the primary's address and the AUTH secret's ARN."""
+
+    endpoint: pulumi.Output[str]
+    secret_arn: pulumi.Output[str]
+
+
 class ClusterWorkloads(pulumi.ComponentResource):
     """The training Job and its headless Service, the compilation Job, and the serving Deployment with its
     Service, HorizontalPodAutoscaler and PodDisruptionBudget."""
 
-    def __init__(self, name: str, settings: PlatformSettings, *, addons: KubernetesAddons, storage: Storage,
-                 keys: EncryptionKeys, feature_store: FeatureStore,
+    def __init__(self, name: str, settings: WorkloadSettings, *, stack: StackIdentity,
+                 node_pools: Sequence[NodePoolSettings], addons: WorkloadTarget, storage: StorageRefs,
+                 models_key_arn: pulumi.Input[str], feature_store: SharedCache,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:cluster_workloads:ClusterWorkloads", name, None, opts)
-        config: WorkloadSettings = settings.workloads
-        pools = {p.name: p for p in settings.node_pools}
+        config = settings
+        pools = {p.name: p for p in node_pools}
         self._opts = pulumi.ResourceOptions(parent=self, provider=addons.provider,
-                                            depends_on=list(addons.service_accounts.values())
-                                            + list(addons.device_plugins.values()))
-        self._settings = settings
+                                            depends_on=list(addons.prerequisites))
+        self._stack = stack
         self._storage = storage
-        self._models_key = keys.arn("models")
+        self._models_key = models_key_arn
         self._feature_store = feature_store
-        self._image = {repo: pulumi.Output.concat(r.repository_url, ":", config.image_tag)
+        self._image = {repo: pulumi.Output.concat(r.url, ":", config.image_tag)
                        for repo, r in storage.repositories.items()}
         self._training(name, config, pools[config.training.pool])
         self._compilation(name, config, pools[config.compilation.pool])
@@ -90,9 +88,9 @@ class ClusterWorkloads(pulumi.ComponentResource):
 
     def _env(self, extra: Mapping[str, pulumi.Input[str]] | None = None) -> list[dict[str, Any]]:
         base: dict[str, pulumi.Input[str]] = {
-            "AWS_REGION": self._settings.region, "AIINFRA_ENVIRONMENT": self._settings.environment,
-            "AIINFRA_DATASETS_BUCKET": self._storage.buckets["datasets"].bucket,
-            "AIINFRA_MODELS_BUCKET": self._storage.buckets["models"].bucket,
+            "AWS_REGION": self._stack.region, "AIINFRA_ENVIRONMENT": self._stack.environment,
+            "AIINFRA_DATASETS_BUCKET": self._storage.buckets["datasets"].name,
+            "AIINFRA_MODELS_BUCKET": self._storage.buckets["models"].name,
         }
         return [{"name": k, "value": v} for k, v in {**base, **(extra or {})}.items()]
 
@@ -184,7 +182,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
         holding its AUTH token (read by the server with its IRSA role), never the token itself."""
         store = self._feature_store
         return {"SERVING_REDIS_URL": pulumi.Output.concat("rediss://", store.endpoint, ":", str(REDIS_PORT)),
-                "SERVING_REDIS_AUTH_SECRET_ARN": store.secret.arn}
+                "SERVING_REDIS_AUTH_SECRET_ARN": store.secret_arn}
 
     def _serving(self, name: str, config: WorkloadSettings, pool: NodePoolSettings) -> None:
         spec = SERVICE_ACCOUNTS["serving"]
