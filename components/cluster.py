@@ -168,7 +168,8 @@ class Cluster(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-control-plane", description="EKS control plane",
             assume_role_policy=service_assume_role_policy(
-                self.ctx.service_principal("eks"), conditions={"StringEquals": {"aws:SourceAccount": self.ctx.account_id}}),
+                self.ctx.service_principal("eks"),
+                conditions={"StringEquals": {"aws:SourceAccount": self.ctx.account_id}}),
             opts=self._child)
         attachment = aws.iam.RolePolicyAttachment(
             f"{name}-control-plane-eks", role=role.name, policy_arn=self._managed_policy("AmazonEKSClusterPolicy"),

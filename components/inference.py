@@ -103,7 +103,8 @@ class Inference(pulumi.ComponentResource):
             f"{rid}-execution", name=stack.name(f"{spec.name}-sagemaker"),
             description=f"SageMaker execution role of endpoint {name}",
             assume_role_policy=service_assume_role_policy(
-                self._ctx.service_principal("sagemaker"), conditions={"StringEquals": {"aws:SourceAccount": self._ctx.account_id}}),
+                self._ctx.service_principal("sagemaker"),
+                conditions={"StringEquals": {"aws:SourceAccount": self._ctx.account_id}}),
             opts=child)
         grant = aws.iam.RolePolicy(
             f"{rid}-execution", role=role.id,
