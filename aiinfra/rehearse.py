@@ -45,7 +45,8 @@ from aiinfra.errors import UsageError
 from aiinfra.graph import ResourceGraph
 from aiinfra.stack_args import add_stack_arguments, synthesize_from_args
 from contracts import env as names
-from contracts.storage import COMPLETE_FILE, MODEL_ARCHIVE
+from contracts.storage import CHECKPOINT_COMPLETE_FILE as COMPLETE_FILE
+from contracts.storage import RUN_ARCHIVE as MODEL_ARCHIVE
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = ROOT / "workloads" / "images"  # `serve` lives here, as on the image's PATH

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from components.compute_settings import ClusterSettings
 from components.context import AccountContext
-from components.encryption import EncryptionKeys
+from components.encryption import KeyArns
 from components.iam import policy_document, service_assume_role_policy
 from components.log_groups import encrypted_log_group
-from components.network import Network
-from components.settings import PlatformSettings
+from components.network import VpcNetwork
+from components.settings import ClusterSettings, StackIdentity
 
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 # Networking add-ons go in before any node joins (nodes stay NotReady without a CNI); CoreDNS and the EBS CSI
@@ -23,6 +22,59 @@ CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager",
 BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
 CLUSTER_ADMIN_POLICY = "AmazonEKSClusterAdminPolicy"
+
+
+@dataclass(frozen=True)
+class OidcIssuer:
+    """The cluster's OIDC identity provider: what an IRSA role's trust policy names."""
+
+    provider_arn: pulumi.Output[str]
+    issuer: pulumi.Output[str]       # https://oidc.eks.<region>.<dns suffix>/id/...
+    audience: pulumi.Output[str]     # the STS principal tokens are issued for
+
+
+@dataclass(frozen=True)
+class NodeBootstrap:
+    """What node groups join the cluster with."""
+
+    cluster_name: pulumi.Output[str]
+    physical_name: str
+    kubernetes_version: str
+    cluster_security_group_id: pulumi.Output[str]
+    node_security_group_id: pulumi.Output[str]
+    node_role_arn: pulumi.Output[str]
+    control_plane_addons: tuple[pulumi.Resource, ...]   # nodes wait for the CNI and kube-proxy
+
+
+@dataclass(frozen=True)
+class ClusterAccess:
+    """How the deploying role reaches the Kubernetes API: a kubeconfig, valid once its access entries exist."""
+
+    kubeconfig: pulumi.Output[str]
+    access_policies: tuple[pulumi.Resource, ...]
+
+
+def managed_policy_arn(ctx: AccountContext, policy: str) -> pulumi.Output[str]:
+    """An AWS managed policy in the stack's partition."""
+    return pulumi.Output.concat("arn:", ctx.partition, ":iam::aws:policy/", policy)
+
+
+def irsa_role(resource_name: str, oidc: OidcIssuer, namespace: str, service_account: str, *, description: str,
+              parent: pulumi.Resource) -> aws.iam.Role:
+    """A role only the named Kubernetes service account of this cluster can assume (IRSA)."""
+    host = oidc.issuer.apply(lambda url: url.removeprefix("https://"))
+    condition = pulumi.Output.all(host, oidc.audience).apply(lambda parts: {"StringEquals": {
+        f"{parts[0]}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+        f"{parts[0]}:aud": parts[1],
+    }})
+    trust = policy_document([{
+        "Effect": "Allow",
+        "Principal": {"Federated": oidc.provider_arn},
+        "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": condition,
+    }])
+    return aws.iam.Role(resource_name, description=description, assume_role_policy=trust,
+                        opts=pulumi.ResourceOptions(parent=parent))
 
 
 class Cluster(pulumi.ComponentResource):
@@ -39,21 +91,24 @@ class Cluster(pulumi.ComponentResource):
     addons: dict[str, aws.eks.Addon]
     addon_roles: dict[str, aws.iam.Role]
 
-    def __init__(self, name: str, settings: PlatformSettings, *, network: Network, keys: EncryptionKeys,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    oidc: OidcIssuer
+    node_bootstrap: NodeBootstrap
+    access: ClusterAccess
+
+    def __init__(self, name: str, settings: ClusterSettings, *, stack: StackIdentity, network: VpcNetwork,
+                 keys: KeyArns, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:cluster:Cluster", name, None, opts)
-        config: ClusterSettings = settings.cluster
+        config = settings
         self._name = name
-        self._settings = settings
         self._child = pulumi.ResourceOptions(parent=self)
-        self.ctx = AccountContext.lookup(settings.region, self)
-        self.cluster_name = settings.name("eks")
+        self.ctx = AccountContext.lookup(stack.region, self)
+        self.cluster_name = stack.name("eks")
         self.kubernetes_version = config.version
 
         role = self._control_plane_role(name, keys)
         log_group = encrypted_log_group(
             f"{name}-control-plane-logs", log_group_name=f"/aws/eks/{self.cluster_name}/cluster",
-            retention_days=config.log_retention_days, kms_key_arn=keys.arn("logs"), parent=self)
+            retention_days=config.log_retention_days, kms_key_arn=keys.logs, parent=self)
         public = config.endpoint_public_access
         self.cluster = aws.eks.Cluster(
             name,
@@ -67,7 +122,7 @@ class Cluster(pulumi.ComponentResource):
                 "public_access_cidrs": list(config.public_access_cidrs) if public else None,
             },
             access_config={"authentication_mode": "API", "bootstrap_cluster_creator_admin_permissions": False},
-            encryption_config={"provider": {"key_arn": keys.arn("cluster")}, "resources": ["secrets"]},
+            encryption_config={"provider": {"key_arn": keys.cluster}, "resources": ["secrets"]},
             enabled_cluster_log_types=list(CONTROL_PLANE_LOG_TYPES),
             # The networking add-ons are installed below as managed add-ons with pinned versions.
             bootstrap_self_managed_addons=False,
@@ -81,16 +136,23 @@ class Cluster(pulumi.ComponentResource):
             lambda vpc: vpc.cluster_security_group_id or "")
         self.oidc_issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer or "")
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
-            f"{name}-oidc", url=self.oidc_issuer, client_id_lists=["sts.amazonaws.com"],
-            tags={"Name": settings.name("eks-oidc")}, opts=self._child)
+            f"{name}-oidc", url=self.oidc_issuer, client_id_lists=[self.ctx.service_principal("sts")],
+            tags={"Name": stack.name("eks-oidc")}, opts=self._child)
+        self.oidc = OidcIssuer(self.oidc_provider.arn, self.oidc_issuer, self.ctx.service_principal("sts"))
 
-        self.node_security_group = self._node_security_group(name, settings, network)
+        self.node_security_group = self._node_security_group(name, stack, network)
         self.node_role = self._node_role(name)
         self._access_entries(name, config)
         self.addons, self.addon_roles = {}, {}
         for addon in BEFORE_NODES:
             self._addon(addon, config)
-        self.kubeconfig = self._kubeconfig(settings.region)
+        self.kubeconfig = self._kubeconfig(stack.region)
+        self.node_bootstrap = NodeBootstrap(
+            cluster_name=self.cluster.name, physical_name=self.cluster_name, kubernetes_version=config.version,
+            cluster_security_group_id=self.cluster_security_group_id,
+            node_security_group_id=self.node_security_group.id, node_role_arn=self.node_role.arn,
+            control_plane_addons=tuple(self.addons.values()))
+        self.access = ClusterAccess(self.kubeconfig, tuple(self.access_policies))
         self.register_outputs({
             "clusterName": self.cluster.name,
             "endpoint": self.endpoint,
@@ -101,13 +163,14 @@ class Cluster(pulumi.ComponentResource):
 
     # --- IAM -------------------------------------------------------------------------------------------------
     def _managed_policy(self, policy: str) -> pulumi.Output[str]:
-        return pulumi.Output.concat("arn:", self.ctx.partition, ":iam::aws:policy/", policy)
+        return managed_policy_arn(self.ctx, policy)
 
-    def _control_plane_role(self, name: str, keys: EncryptionKeys) -> aws.iam.Role:
+    def _control_plane_role(self, name: str, keys: KeyArns) -> aws.iam.Role:
         role = aws.iam.Role(
             f"{name}-control-plane", description="EKS control plane",
             assume_role_policy=service_assume_role_policy(
-                "eks.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": self.ctx.account_id}}),
+                self.ctx.service_principal("eks"),
+                conditions={"StringEquals": {"aws:SourceAccount": self.ctx.account_id}}),
             opts=self._child)
         attachment = aws.iam.RolePolicyAttachment(
             f"{name}-control-plane-eks", role=role.name, policy_arn=self._managed_policy("AmazonEKSClusterPolicy"),
@@ -118,7 +181,7 @@ class Cluster(pulumi.ComponentResource):
             policy=policy_document([{
                 "Sid": "EnvelopeEncryption", "Effect": "Allow",
                 "Action": ["kms:Encrypt", "kms:Decrypt", "kms:DescribeKey", "kms:ListGrants", "kms:CreateGrant"],
-                "Resource": keys.arn("cluster"),
+                "Resource": keys.cluster,
             }]), opts=self._child)
         self._role_parts = [attachment, secrets_key]
         return role
@@ -127,37 +190,20 @@ class Cluster(pulumi.ComponentResource):
         """Shared by every node group; pods get their AWS access through IRSA, never through this role."""
         role = aws.iam.Role(
             f"{name}-nodes", description="EKS managed node groups",
-            assume_role_policy=service_assume_role_policy("ec2.amazonaws.com"), opts=self._child)
+            assume_role_policy=service_assume_role_policy(self.ctx.service_principal("ec2")), opts=self._child)
         for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly"):
             aws.iam.RolePolicyAttachment(f"{name}-nodes-{policy}", role=role.name,
                                          policy_arn=self._managed_policy(policy), opts=self._child)
         return role
 
-    def irsa_role(self, resource_name: str, namespace: str, service_account: str, *, description: str,
-                  parent: pulumi.Resource | None = None) -> aws.iam.Role:
-        """A role only the named Kubernetes service account of this cluster can assume (IRSA)."""
-        host = self.oidc_issuer.apply(lambda url: url.removeprefix("https://"))
-        condition = host.apply(lambda h: {"StringEquals": {
-            f"{h}:sub": f"system:serviceaccount:{namespace}:{service_account}",
-            f"{h}:aud": "sts.amazonaws.com",
-        }})
-        trust = policy_document([{
-            "Effect": "Allow",
-            "Principal": {"Federated": self.oidc_provider.arn},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": condition,
-        }])
-        return aws.iam.Role(resource_name, description=description, assume_role_policy=trust,
-                            opts=pulumi.ResourceOptions(parent=parent or self))
-
     # --- network ---------------------------------------------------------------------------------------------
-    def _node_security_group(self, name: str, settings: PlatformSettings, network: Network) -> aws.ec2.SecurityGroup:
+    def _node_security_group(self, name: str, stack: StackIdentity, network: VpcNetwork) -> aws.ec2.SecurityGroup:
         """The nodes' own group: members talk to each other; the EKS cluster group (also on every node)
         carries control-plane traffic. Egress is open so nodes reach ECR, S3 and AWS APIs via NAT or endpoints."""
         group = aws.ec2.SecurityGroup(
-            f"{name}-nodes", vpc_id=network.vpc.id, name=settings.name("eks-nodes"),
+            f"{name}-nodes", vpc_id=network.vpc_id, name=stack.name("eks-nodes"),
             description="EKS nodes: node-to-node traffic; the identity data services admit",
-            tags={"Name": settings.name("eks-nodes"), f"kubernetes.io/cluster/{self.cluster_name}": "owned"},
+            tags={"Name": stack.name("eks-nodes"), f"kubernetes.io/cluster/{self.cluster_name}": "owned"},
             opts=self._child)
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-nodes-self", security_group_id=group.id, referenced_security_group_id=group.id,
@@ -188,50 +234,13 @@ class Cluster(pulumi.ComponentResource):
                 policy_arn=policy_arn, access_scope={"type": "cluster"}, opts=self._child))
 
     # --- add-ons ---------------------------------------------------------------------------------------------
-    def _addon(self, addon: str, config: ClusterSettings,
-               depends_on: Sequence[pulumi.Resource] = ()) -> aws.eks.Addon:
-        role_arn = configuration = None
-        if addon == "vpc-cni":
-            role_arn = self._addon_role(addon, "aws-node", "AmazonEKS_CNI_Policy").arn
-            # The network policy agent enforces the workload namespaces' NetworkPolicies; without it they are inert.
-            configuration = json.dumps({"enableNetworkPolicy": "true"})
-        elif addon == "aws-ebs-csi-driver":
-            role_arn = self._addon_role(addon, "ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy").arn
-        self.addons[addon] = aws.eks.Addon(
-            f"{self._name}-{addon}", cluster_name=self.cluster.name, addon_name=addon,
-            addon_version=config.addon_versions[addon], service_account_role_arn=role_arn,
-            configuration_values=configuration,
-            resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on)))
+    def _addon(self, addon: str, config: ClusterSettings) -> aws.eks.Addon:
+        self.addons[addon], role = managed_addon(
+            self._name, addon, cluster_name=self.cluster.name, version=config.addon_versions[addon],
+            oidc=self.oidc, ctx=self.ctx, parent=self)
+        if role is not None:
+            self.addon_roles[addon] = role
         return self.addons[addon]
-
-    def _addon_role(self, addon: str, service_account: str, policy: str) -> aws.iam.Role:
-        role = self.irsa_role(f"{self._name}-{addon}", "kube-system", service_account,
-                              description=f"EKS add-on {addon} ({service_account})")
-        aws.iam.RolePolicyAttachment(f"{self._name}-{addon}", role=role.name,
-                                     policy_arn=self._managed_policy(policy), opts=self._child)
-        self.addon_roles[addon] = role
-        return role
-
-    def install_node_addons(self, node_groups: Sequence[pulumi.Resource], data_key_arn: pulumi.Input[str]) -> None:
-        """CoreDNS and the EBS CSI driver, once node groups exist to run them.
-
-        The CSI controller also gets use of the data key, so volumes it creates are encrypted with it.
-        """
-        config = self._settings.cluster
-        for addon in AFTER_NODES:
-            self._addon(addon, config, depends_on=node_groups)
-        aws.iam.RolePolicy(
-            f"{self._name}-aws-ebs-csi-driver-kms", role=self.addon_roles["aws-ebs-csi-driver"].id,
-            policy=policy_document([
-                {"Sid": "UseDataKey", "Effect": "Allow",
-                 "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
-                            "kms:DescribeKey"],
-                 "Resource": data_key_arn},
-                {"Sid": "GrantsForAttachedVolumes", "Effect": "Allow",
-                 "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": data_key_arn,
-                 "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
-            ]), opts=self._child)
 
     # --- clients ---------------------------------------------------------------------------------------------
     def _kubeconfig(self, region: str) -> pulumi.Output[str]:
@@ -248,3 +257,65 @@ class Cluster(pulumi.ComponentResource):
                          "--output", "json"],
                 "interactiveMode": "Never"}}}],
         })
+
+
+# IRSA service accounts of the managed add-ons that call AWS, and the managed policy each needs.
+ADDON_SERVICE_ACCOUNTS = {
+    "vpc-cni": ("aws-node", "AmazonEKS_CNI_Policy"),
+    "aws-ebs-csi-driver": ("ebs-csi-controller-sa", "service-role/AmazonEBSCSIDriverPolicy"),
+}
+
+
+def managed_addon(prefix: str, addon: str, *, cluster_name: pulumi.Input[str], version: str, oidc: OidcIssuer,
+                  ctx: AccountContext, parent: pulumi.Resource, depends_on: Sequence[pulumi.Resource] = (),
+                  ) -> tuple[aws.eks.Addon, aws.iam.Role | None]:
+    """One EKS managed add-on with a pinned version, and its IRSA role where the add-on calls AWS."""
+    child = pulumi.ResourceOptions(parent=parent)
+    role = None
+    if addon in ADDON_SERVICE_ACCOUNTS:
+        service_account, policy = ADDON_SERVICE_ACCOUNTS[addon]
+        role = irsa_role(f"{prefix}-{addon}", oidc, "kube-system", service_account,
+                         description=f"EKS add-on {addon} ({service_account})", parent=parent)
+        aws.iam.RolePolicyAttachment(f"{prefix}-{addon}", role=role.name,
+                                     policy_arn=managed_policy_arn(ctx, policy), opts=child)
+    # The VPC CNI's network policy agent enforces the workload namespaces' NetworkPolicies; without it they are inert.
+    configuration = json.dumps({"enableNetworkPolicy": "true"}) if addon == "vpc-cni" else None
+    resource = aws.eks.Addon(
+        f"{prefix}-{addon}", cluster_name=cluster_name, addon_name=addon, addon_version=version,
+        service_account_role_arn=role.arn if role is not None else None, configuration_values=configuration,
+        resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="PRESERVE",
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)))
+    return resource, role
+
+
+class NodeAddons(pulumi.ComponentResource):
+    """CoreDNS and the EBS CSI driver: managed add-ons that run as Deployments, so they wait for node groups.
+
+    The CSI controller also gets use of the data key, so volumes it creates are encrypted with it. A component
+    of its own because it is built after the node pools, which are built after the cluster registered.
+    """
+
+    addons: dict[str, aws.eks.Addon]
+
+    def __init__(self, name: str, settings: ClusterSettings, *, stack: StackIdentity,
+                 cluster_name: pulumi.Input[str], oidc: OidcIssuer, data_key_arn: pulumi.Input[str],
+                 node_groups: Sequence[pulumi.Resource], opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aiinfra:cluster:NodeAddons", name, None, opts)
+        ctx = AccountContext.lookup(stack.region, self)
+        self.addons, roles = {}, {}
+        for addon in AFTER_NODES:
+            self.addons[addon], roles[addon] = managed_addon(
+                name, addon, cluster_name=cluster_name, version=settings.addon_versions[addon], oidc=oidc,
+                ctx=ctx, parent=self, depends_on=node_groups)
+        aws.iam.RolePolicy(
+            f"{name}-aws-ebs-csi-driver-kms", role=roles["aws-ebs-csi-driver"].id,
+            policy=policy_document([
+                {"Sid": "UseDataKey", "Effect": "Allow",
+                 "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                            "kms:DescribeKey"],
+                 "Resource": data_key_arn},
+                {"Sid": "GrantsForAttachedVolumes", "Effect": "Allow",
+                 "Action": ["kms:CreateGrant", "kms:ListGrants", "kms:RevokeGrant"], "Resource": data_key_arn,
+                 "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+            ]), opts=pulumi.ResourceOptions(parent=self))
+        self.register_outputs({"addons": {n: a.addon_name for n, a in self.addons.items()}})

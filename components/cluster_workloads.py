@@ -7,33 +7,25 @@ lives in `workloads/`. Node selectors, tolerations and the scheduler name all co
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.accelerators import EFA, NEURON_CORE, NEURON_DEVICE, NVIDIA_GPU, PROFILE_SPECS, placement_for
-from components.compute_settings import (
-    COMPILATION_POD,
-    SERVING_POD,
-    NodePoolSettings,
-    PodSize,
-    WorkloadSettings,
-    per_node,
-    training_pod,
-)
-from components.encryption import EncryptionKeys
-from components.feature_store import REDIS_PORT, FeatureStore
-from components.kubernetes_addons import KubernetesAddons
-from components.settings import PlatformSettings
-from components.storage import Storage
+from components.kubernetes_addons import WorkloadTarget
+from components.pod_sizing import COMPILATION_POD, SERVING_POD, PodSize, per_node, training_pod
+from components.settings import NodePoolSettings, StackIdentity, WorkloadSettings
+from components.storage import StorageRefs
 from components.workload_identity import SERVICE_ACCOUNTS
 from contracts import env as names
+from contracts.ports import MODEL_SERVER as SERVING_PORT
+from contracts.ports import REDIS as REDIS_PORT
+from contracts.ports import TORCHRUN as TORCHRUN_PORT
 from contracts.storage import CHECKPOINTS, POINTER, TRAIN_CHANNEL, TRAINED, VALIDATION_CHANNEL
 
-TORCHRUN_PORT = 29500
-SERVING_PORT = 8080
 MODEL_DIR = "/opt/ml/model"
 RUN_AS = 1000  # the images' unprivileged user
 # Pulumi waits for a Job to complete; these are declared suspended and started by their launchers.
@@ -88,44 +80,61 @@ def pod_spec(pool: NodePoolSettings, service_account: str, containers: list[dict
             **placement_for(pool.name, pool.profile).pod_spec_fields(), "volumes": volumes, **extra}
 
 
+# Variables only a container's own command line reads (as `$(NAME)`): a container whose command does not expand
+# one is not given it, so every variable a container gets is one it reads.
+EXPANDED_ONLY = (names.DATASETS_BUCKET, names.MODELS_BUCKET, names.MODELS_KEY_ARN)
+
+
 def hardened(container: dict[str, Any]) -> dict[str, Any]:
-    """A container under the restricted profile, with a writable /tmp (and HOME there) on a read-only root."""
-    return {**container, "security_context": CONTAINER_SECURITY,
+    """A container under the restricted profile, with a writable /tmp (and HOME there) on a read-only root,
+    given only the environment it reads."""
+    words = " ".join(w for w in [*container.get("command", []), *container.get("args", [])] if isinstance(w, str))
+    env = [v for v in container.get("env", []) if v["name"] not in EXPANDED_ONLY or f"$({v['name']})" in words]
+    return {**container, "security_context": CONTAINER_SECURITY, **({"env": env} if "env" in container else {}),
             "volume_mounts": [*container.get("volume_mounts", []), {"name": "tmp", "mount_path": TMP}]}
+
+
+@dataclass(frozen=True)
+class SharedCache:
+    """The feature store as the model servers see it: the primary's address and the AUTH secret's ARN."""
+
+    endpoint: pulumi.Output[str]
+    secret_arn: pulumi.Output[str]
 
 
 class ClusterWorkloads(pulumi.ComponentResource):
     """The training Job and its headless Service, the compilation Job, and the serving Deployment with its
     Service, HorizontalPodAutoscaler and PodDisruptionBudget."""
 
-    def __init__(self, name: str, settings: PlatformSettings, *, addons: KubernetesAddons, storage: Storage,
-                 keys: EncryptionKeys, feature_store: FeatureStore,
+    def __init__(self, name: str, settings: WorkloadSettings, *, stack: StackIdentity,
+                 node_pools: Sequence[NodePoolSettings], addons: WorkloadTarget, storage: StorageRefs,
+                 models_key_arn: pulumi.Input[str], data_key_arn: pulumi.Input[str], feature_store: SharedCache,
+                 vpc_cidr: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:cluster_workloads:ClusterWorkloads", name, None, opts)
-        config: WorkloadSettings = settings.workloads
-        pools = {p.name: p for p in settings.node_pools}
+        config = settings
+        pools = {p.name: p for p in node_pools}
         self._opts = pulumi.ResourceOptions(parent=self, provider=addons.provider,
-                                            depends_on=list(addons.service_accounts.values())
-                                            + list(addons.device_plugins.values()))
-        self._settings = settings
+                                            depends_on=list(addons.prerequisites))
+        self._stack = stack
         self._storage = storage
-        self._models_key = keys.arn("models")
-        self._data_key = keys.arn("data")
+        self._models_key = models_key_arn
+        self._data_key = data_key_arn
         self._feature_store = feature_store
-        self._image = {repo: pulumi.Output.concat(r.repository_url, ":", config.image_tag)
+        self._image = {repo: pulumi.Output.concat(r.url, ":", config.image_tag)
                        for repo, r in storage.repositories.items()}
         self._training(name, config, pools[config.training.pool])
         self._compilation(name, config, pools[config.compilation.pool])
         self._serving(name, config, pools[config.serving.pool])
-        self._network_policies(name, settings.network.cidr)
+        self._network_policies(name, vpc_cidr)
         self.register_outputs({"trainingJob": self.training_job.metadata.name,
                                "servingService": self.serving_service.metadata.name})
 
     def _env(self, extra: Mapping[str, pulumi.Input[str]] | None = None) -> list[dict[str, Any]]:
         base: dict[str, pulumi.Input[str]] = {
-            names.REGION: self._settings.region, names.ENVIRONMENT: self._settings.environment,
-            names.DATASETS_BUCKET: self._storage.buckets["datasets"].bucket,
-            names.MODELS_BUCKET: self._storage.buckets["models"].bucket,
+            names.AWS_REGION: self._stack.region,
+            names.DATASETS_BUCKET: self._storage.buckets["datasets"].name,
+            names.MODELS_BUCKET: self._storage.buckets["models"].name,
             names.MODELS_KEY_ARN: self._models_key, "HOME": TMP,
         }
         return [{"name": k, "value": v} for k, v in {**base, **(extra or {})}.items()]
@@ -237,7 +246,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
         holding its AUTH token (read by the server with its IRSA role), never the token itself."""
         store = self._feature_store
         return {"SERVING_REDIS_URL": pulumi.Output.concat("rediss://", store.endpoint, ":", str(REDIS_PORT)),
-                "SERVING_REDIS_AUTH_SECRET_ARN": store.secret.arn}
+                "SERVING_REDIS_AUTH_SECRET_ARN": store.secret_arn}
 
     def _serving(self, name: str, config: WorkloadSettings, pool: NodePoolSettings) -> None:
         spec = SERVICE_ACCOUNTS["serving"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -10,7 +11,7 @@ import pulumi_aws as aws
 
 from components.context import AccountContext
 from components.iam import policy_document
-from components.settings import EncryptionSettings, PlatformSettings
+from components.settings import EncryptionSettings, StackIdentity
 
 KEY_USE_ACTIONS = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"]
 
@@ -20,7 +21,7 @@ def _logs_service(ctx: AccountContext) -> list[dict[str, Any]]:
     return [{
         "Sid": "AllowCloudWatchLogs",
         "Effect": "Allow",
-        "Principal": {"Service": f"logs.{ctx.region}.amazonaws.com"},
+        "Principal": {"Service": ctx.service_principal("logs", regional=True)},
         "Action": KEY_USE_ACTIONS,
         "Resource": "*",
         "Condition": {"ArnLike": {"kms:EncryptionContext:aws:logs:arn": ctx.arn("logs", "log-group:*")}},
@@ -32,8 +33,8 @@ def _autoscaling_service(ctx: AccountContext) -> list[dict[str, Any]]:
 
     Without this, nodes with encrypted root volumes fail to launch ("Client.InternalError").
     """
-    role = ctx.arn("iam", "role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling",
-                   regional=False)
+    role = ctx.arn("iam", pulumi.Output.concat("role/aws-service-role/", ctx.service_principal("autoscaling"),
+                                               "/AWSServiceRoleForAutoScaling"), regional=False)
     return [
         {"Sid": "AllowAutoScalingUse", "Effect": "Allow", "Principal": {"AWS": role},
          "Action": KEY_USE_ACTIONS, "Resource": "*"},
@@ -48,7 +49,7 @@ def _alarm_publishers(ctx: AccountContext) -> list[dict[str, Any]]:
     return [{
         "Sid": "AllowCloudWatchAlarms",
         "Effect": "Allow",
-        "Principal": {"Service": "cloudwatch.amazonaws.com"},
+        "Principal": {"Service": ctx.service_principal("cloudwatch")},
         "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
         "Resource": "*",
         "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}},
@@ -81,21 +82,35 @@ def key_policy(ctx: AccountContext, services: Callable[[AccountContext], list[di
     return policy_document(statements)
 
 
+@dataclass(frozen=True)
+class KeyArns:
+    """The ARN of each domain's key: what other components encrypt with."""
+
+    data: pulumi.Input[str]
+    models: pulumi.Input[str]
+    logs: pulumi.Input[str]
+    cluster: pulumi.Input[str]
+    streaming: pulumi.Input[str]
+    monitoring: pulumi.Input[str]
+
+
 class EncryptionKeys(pulumi.ComponentResource):
     """One rotating customer-managed key and alias per data domain."""
 
     keys: dict[str, aws.kms.Key]
     aliases: dict[str, aws.kms.Alias]
+    arns: KeyArns
 
-    def __init__(self, name: str, settings: PlatformSettings, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: EncryptionSettings, *, stack: StackIdentity,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:encryption:EncryptionKeys", name, None, opts)
-        config: EncryptionSettings = settings.encryption
-        ctx = AccountContext.lookup(settings.region, self)
+        config = settings
+        ctx = AccountContext.lookup(stack.region, self)
         self.keys, self.aliases = {}, {}
         for domain, (purpose, services) in DOMAINS.items():
             key = aws.kms.Key(
                 f"{name}-{domain}",
-                description=f"{settings.name(domain)}: {purpose}",
+                description=f"{stack.name(domain)}: {purpose}",
                 enable_key_rotation=True,
                 deletion_window_in_days=config.deletion_window_days,
                 key_usage="ENCRYPT_DECRYPT",
@@ -106,11 +121,9 @@ class EncryptionKeys(pulumi.ComponentResource):
             self.keys[domain] = key
             self.aliases[domain] = aws.kms.Alias(
                 f"{name}-{domain}",
-                name=f"alias/{settings.name(domain)}",
+                name=f"alias/{stack.name(domain)}",
                 target_key_id=key.key_id,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+        self.arns = KeyArns(**{domain: key.arn for domain, key in self.keys.items()})
         self.register_outputs({f"{domain}KeyArn": key.arn for domain, key in self.keys.items()})
-
-    def arn(self, domain: str) -> pulumi.Output[str]:
-        return self.keys[domain].arn

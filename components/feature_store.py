@@ -8,13 +8,13 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components.encryption import EncryptionKeys
+from components.encryption import KeyArns
 from components.log_groups import encrypted_log_group
-from components.network import Network
+from components.network import VpcNetwork
 from components.security_groups import peer_only_security_group
-from components.settings import FeatureStoreSettings, PlatformSettings
-
-REDIS_PORT = 6379
+from components.settings import FeatureStoreSettings, StackIdentity
+from contracts import secrets
+from contracts.ports import REDIS as REDIS_PORT
 
 
 def parameters(config: FeatureStoreSettings) -> list[dict[str, str]]:
@@ -37,32 +37,33 @@ class FeatureStore(pulumi.ComponentResource):
     security_group: aws.ec2.SecurityGroup
     secret: aws.secretsmanager.Secret
 
-    def __init__(self, name: str, settings: PlatformSettings, *, network: Network, keys: EncryptionKeys,
-                 clients: Sequence[pulumi.Input[str]], opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: FeatureStoreSettings, *, stack: StackIdentity, network: VpcNetwork,
+                 keys: KeyArns, clients: Sequence[pulumi.Input[str]],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:feature_store:FeatureStore", name, None, opts)
-        config = settings.feature_store
+        config = settings
         child = pulumi.ResourceOptions(parent=self)
-        self.group_id = settings.name("features")
+        self.group_id = stack.name("features")
         self.node_count = 1 + config.replicas
         # ElastiCache names the member clusters of a cluster-mode-disabled group `<group id>-001`, `-002`, ...
         self.member_ids = [f"{self.group_id}-{i:03d}" for i in range(1, self.node_count + 1)]
         highly_available = config.replicas >= 1
 
         self.security_group, self.client_rules = peer_only_security_group(
-            f"{name}-redis", rule_prefix=f"{name}-client", vpc_id=network.vpc.id,
-            group_name=settings.name("feature-store"),
+            f"{name}-redis", rule_prefix=f"{name}-client", vpc_id=network.vpc_id,
+            group_name=stack.name("feature-store"),
             description="Feature store: Redis TLS port from the named client security groups only",
             port=REDIS_PORT, clients=clients, rule_description="Redis over TLS from a platform client", parent=self)
         subnets = aws.elasticache.SubnetGroup(
-            f"{name}-subnets", name=settings.name("feature-store"), subnet_ids=network.private_subnet_ids,
+            f"{name}-subnets", name=stack.name("feature-store"), subnet_ids=network.private_subnet_ids,
             description="Feature store nodes: private subnets only", opts=child)
         parameter_group = aws.elasticache.ParameterGroup(
-            f"{name}-params", name=settings.name(f"feature-store-{config.family.replace('.', '-')}"),
+            f"{name}-params", name=stack.name(f"feature-store-{config.family.replace('.', '-')}"),
             family=config.family, description="Online feature store: bounded memory, fast eviction",
             parameters=parameters(config), opts=child)
         slow_log = encrypted_log_group(
-            f"{name}-slow-log", log_group_name=f"/aiinfra/{settings.stack}/elasticache/{self.group_id}/slow-log",
-            retention_days=config.slow_log_retention_days, kms_key_arn=keys.arn("logs"), parent=self)
+            f"{name}-slow-log", log_group_name=f"/aiinfra/{stack.stack}/elasticache/{self.group_id}/slow-log",
+            retention_days=config.slow_log_retention_days, kms_key_arn=keys.logs, parent=self)
 
         # Generated at deploy time, stored as a secret in state, handed to clients only through Secrets Manager.
         # An explicit provider, as for AWS: the resource names its provider in state instead of an engine default.
@@ -78,7 +79,7 @@ class FeatureStore(pulumi.ComponentResource):
             automatic_failover_enabled=highly_available, multi_az_enabled=highly_available,
             subnet_group_name=subnets.name, security_group_ids=[self.security_group.id],
             parameter_group_name=parameter_group.name,
-            at_rest_encryption_enabled=True, kms_key_id=keys.arn("data"),
+            at_rest_encryption_enabled=True, kms_key_id=keys.data,
             transit_encryption_enabled=True, transit_encryption_mode="required",
             auth_token=token.result, auth_token_update_strategy="ROTATE",
             snapshot_retention_limit=config.snapshot_retention_days,
@@ -91,14 +92,16 @@ class FeatureStore(pulumi.ComponentResource):
             tags={"Name": self.group_id}, opts=child)
 
         self.secret = aws.secretsmanager.Secret(
-            f"{name}-auth", name=f"{settings.project}/{settings.stack}/feature-store/auth",
-            description="Feature store connection: host, port, TLS and AUTH token", kms_key_id=keys.arn("data"),
+            f"{name}-auth", name=f"{stack.project}/{stack.stack}/feature-store/auth",
+            description="Feature store connection: host, port, TLS and AUTH token", kms_key_id=keys.data,
             recovery_window_in_days=config.secret_recovery_days, opts=child)
         aws.secretsmanager.SecretVersion(
             f"{name}-auth", secret_id=self.secret.id,
             secret_string=pulumi.Output.json_dumps({
-                "host": self.group.primary_endpoint_address, "readerHost": self.group.reader_endpoint_address,
-                "port": REDIS_PORT, "tls": True, "authToken": token.result}),
+                secrets.FEATURE_STORE_HOST: self.group.primary_endpoint_address,
+                secrets.FEATURE_STORE_READER_HOST: self.group.reader_endpoint_address,
+                secrets.FEATURE_STORE_PORT: REDIS_PORT, secrets.FEATURE_STORE_TLS: True,
+                secrets.FEATURE_STORE_AUTH_TOKEN: token.result}),
             opts=child)
 
         self.endpoint = self.group.primary_endpoint_address

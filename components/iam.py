@@ -13,8 +13,9 @@ def policy_document(statements: Sequence[Mapping[str, Any]]) -> pulumi.Output[st
     return pulumi.Output.json_dumps({"Version": "2012-10-17", "Statement": list(statements)})
 
 
-def service_assume_role_policy(*services: str, conditions: Mapping[str, Any] | None = None) -> pulumi.Output[str]:
-    """Trust policy letting the named AWS services (`ec2.amazonaws.com`, ...) assume a role."""
+def service_assume_role_policy(*services: pulumi.Input[str],
+                               conditions: Mapping[str, Any] | None = None) -> pulumi.Output[str]:
+    """Trust policy letting the named AWS service principals (`AccountContext.service_principal`) assume a role."""
     statement: dict[str, Any] = {
         "Effect": "Allow",
         "Principal": {"Service": list(services) if len(services) > 1 else services[0]},

@@ -7,37 +7,38 @@ a client; the endpoints themselves are built after monitoring, because their rol
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
 
 from components.context import AccountContext
-from components.encryption import EncryptionKeys
+from components.encryption import KeyArns
 from components.iam import policy_document, service_assume_role_policy, vpc_interface_statements
 from components.log_groups import encrypted_log_group
-from components.network import Network
-from components.settings import EndpointSettings, PlatformSettings
-from components.storage import Storage
-
-if TYPE_CHECKING:
-    from components.monitoring import EndpointAlarms
+from components.monitoring import EndpointAlarms, EndpointWatch
+from components.network import VpcNetwork
+from components.settings import EndpointSettings, StackIdentity
+from components.storage import StorageRefs
+from contracts import outputs
+from contracts.ports import HTTPS, KAFKA_IAM, REDIS
+from contracts.storage import capture_prefix
 
 # One variant per endpoint, named the same in every configuration: blue/green updates require that.
 VARIANT_NAME = "primary"
-HTTPS = 443
 # Where endpoints reach the data services (TCP ports), inside the VPC only.
-DATA_SERVICE_PORTS = {"kafka": 9098, "redis": 6379}
+DATA_SERVICE_PORTS = {"kafka": KAFKA_IAM, "redis": REDIS}
 METRICS_NAMESPACE = "aiinfra/serving"
 
 
-def endpoint_name(settings: PlatformSettings, spec: EndpointSettings) -> str:
+def endpoint_name(stack: StackIdentity, spec: EndpointSettings) -> str:
     """The endpoint's physical name; alarms watch this name, so it is derived in one place."""
-    return settings.name(spec.name)
+    return stack.name(spec.name)
 
 
-def capture_prefix(spec: EndpointSettings) -> str:
-    return f"data-capture/{spec.name}"
+def endpoint_watches(stack: StackIdentity, endpoints: Sequence[EndpointSettings]) -> dict[str, EndpointWatch]:
+    """What monitoring alarms on for each endpoint: built before the endpoints, named by the same rule."""
+    return {spec.name: EndpointWatch(endpoint_name(stack, spec), VARIANT_NAME, spec.alarms) for spec in endpoints}
 
 
 class ServingSecurityGroup(pulumi.ComponentResource):
@@ -45,20 +46,20 @@ class ServingSecurityGroup(pulumi.ComponentResource):
 
     security_group: aws.ec2.SecurityGroup
 
-    def __init__(self, name: str, settings: PlatformSettings, *, network: Network,
+    def __init__(self, name: str, *, stack: StackIdentity, network: VpcNetwork,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:inference:ServingSecurityGroup", name, None, opts)
         egress = [{"protocol": "tcp", "from_port": HTTPS, "to_port": HTTPS, "cidr_blocks": [network.cidr],
                    "description": "AWS APIs through the interface VPC endpoints"},
                   {"protocol": "tcp", "from_port": HTTPS, "to_port": HTTPS,
-                   "prefix_list_ids": [network.s3_endpoint.prefix_list_id],
+                   "prefix_list_ids": [network.s3_prefix_list_id],
                    "description": "model artifacts and data capture through the S3 gateway endpoint"}]
         egress += [{"protocol": "tcp", "from_port": port, "to_port": port, "cidr_blocks": [network.cidr],
                     "description": f"{service} inside the VPC"} for service, port in DATA_SERVICE_PORTS.items()]
         self.security_group = aws.ec2.SecurityGroup(
-            name, vpc_id=network.vpc.id, name=settings.name("serving"),
+            name, vpc_id=network.vpc_id, name=stack.name("serving"),
             description="SageMaker endpoints: no inbound; outbound to AWS endpoints, S3, Kafka and Redis",
-            ingress=[], egress=egress, tags={"Name": settings.name("serving")},
+            ingress=[], egress=egress, tags={"Name": stack.name("serving")},
             opts=pulumi.ResourceOptions(parent=self))
         self.register_outputs({"securityGroupId": self.security_group.id})
 
@@ -71,39 +72,40 @@ class Inference(pulumi.ComponentResource):
     roles: dict[str, aws.iam.Role]
     scaling_targets: dict[str, aws.appautoscaling.Target]
 
-    def __init__(self, name: str, settings: PlatformSettings, *, network: Network, keys: EncryptionKeys,
-                 storage: Storage, security_group: aws.ec2.SecurityGroup,
+    def __init__(self, name: str, settings: Sequence[EndpointSettings], *, stack: StackIdentity,
+                 network: VpcNetwork, keys: KeyArns, storage: StorageRefs, security_group_id: pulumi.Input[str],
                  alarms: Mapping[str, EndpointAlarms], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:inference:Inference", name, None, opts)
-        self._settings = settings
-        self._ctx = AccountContext.lookup(settings.region, self)
-        self._vpc_arn = self._ctx.arn("ec2", pulumi.Output.concat("vpc/", network.vpc.id))
+        self._stack = stack
+        self._ctx = AccountContext.lookup(stack.region, self)
+        self._vpc_arn = self._ctx.arn("ec2", pulumi.Output.concat("vpc/", network.vpc_id))
         self.endpoints, self.configurations, self.roles, self.scaling_targets = {}, {}, {}, {}
         self.summary: dict[str, Any] = {}
         # One-line summaries per endpoint (`textClassifierEndpoint`), for stack outputs and previews.
         self.descriptions: dict[str, pulumi.Output[str]] = {}
-        for spec in settings.endpoints:
+        for spec in settings:
             self._endpoint(f"{name}-{spec.name}", spec, network=network, keys=keys, storage=storage,
-                           security_group=security_group, rollback=alarms[spec.name].rollback)
+                           security_group_id=security_group_id, rollback=alarms[spec.name].rollback)
         self.register_outputs({"endpoints": self.summary})
 
-    def _endpoint(self, rid: str, spec: EndpointSettings, *, network: Network, keys: EncryptionKeys,
-                  storage: Storage, security_group: aws.ec2.SecurityGroup,
+    def _endpoint(self, rid: str, spec: EndpointSettings, *, network: VpcNetwork, keys: KeyArns,
+                  storage: StorageRefs, security_group_id: pulumi.Input[str],
                   rollback: Sequence[aws.cloudwatch.MetricAlarm]) -> None:
-        settings = self._settings
+        stack = self._stack
         child = pulumi.ResourceOptions(parent=self)
-        name = endpoint_name(settings, spec)
+        name = endpoint_name(stack, spec)
         models = storage.buckets["models"]
         data = storage.buckets["datasets"]
         # SageMaker writes container logs to this fixed group; declaring it first makes it encrypted and bounded.
         log_group = encrypted_log_group(
             f"{rid}-logs", log_group_name=f"/aws/sagemaker/Endpoints/{name}", retention_days=spec.log_retention_days,
-            kms_key_arn=keys.arn("logs"), parent=self)
+            kms_key_arn=keys.logs, parent=self)
         role = aws.iam.Role(
-            f"{rid}-execution", name=settings.name(f"{spec.name}-sagemaker"),
+            f"{rid}-execution", name=stack.name(f"{spec.name}-sagemaker"),
             description=f"SageMaker execution role of endpoint {name}",
             assume_role_policy=service_assume_role_policy(
-                "sagemaker.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": self._ctx.account_id}}),
+                self._ctx.service_principal("sagemaker"),
+                conditions={"StringEquals": {"aws:SourceAccount": self._ctx.account_id}}),
             opts=child)
         grant = aws.iam.RolePolicy(
             f"{rid}-execution", role=role.id,
@@ -114,25 +116,25 @@ class Inference(pulumi.ComponentResource):
         model = aws.sagemaker.Model(
             f"{rid}-model", execution_role_arn=role.arn,
             primary_container={
-                "image": pulumi.Output.concat(storage.repositories["serving"].repository_url, ":", spec.image_tag),
+                "image": pulumi.Output.concat(storage.repositories["serving"].url, ":", spec.image_tag),
                 "model_data_url": pulumi.Output.concat(
-                    "s3://", models.bucket, "/", spec.model_prefix, "/", spec.model_archive),
+                    "s3://", models.name, "/", spec.model_prefix, "/", spec.model_archive),
                 "environment": dict(spec.environment),
             },
-            vpc_config={"subnets": network.private_subnet_ids, "security_group_ids": [security_group.id]},
+            vpc_config={"subnets": network.private_subnet_ids, "security_group_ids": [security_group_id]},
             # SageMaker checks the role's access when the model is created: the grant must be in place first.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[grant]))
 
         configuration = aws.sagemaker.EndpointConfiguration(
-            f"{rid}-config", kms_key_arn=keys.arn("models"),
+            f"{rid}-config", kms_key_arn=keys.models,
             production_variants=[{
                 "variant_name": VARIANT_NAME, "model_name": model.name, "instance_type": spec.instance_type,
                 "initial_instance_count": spec.instance_count, "initial_variant_weight": 1.0,
             }],
             data_capture_config={
                 "enable_capture": True, "initial_sampling_percentage": spec.capture_percent,
-                "destination_s3_uri": pulumi.Output.concat("s3://", data.bucket, "/", capture_prefix(spec)),
-                "kms_key_id": keys.arn("data"),
+                "destination_s3_uri": pulumi.Output.concat("s3://", data.name, "/", capture_prefix(spec.name)),
+                "kms_key_id": keys.data,
                 "capture_options": [{"capture_mode": "Input"}, {"capture_mode": "Output"}],
                 "capture_content_type_header": {"json_content_types": ["application/json"],
                                                 "csv_content_types": ["text/csv"]},
@@ -174,8 +176,7 @@ class Inference(pulumi.ComponentResource):
         self.endpoints[spec.name] = endpoint
         self.configurations[spec.name] = configuration
         self.scaling_targets[spec.name] = target
-        head, *rest = spec.name.split("-")
-        self.descriptions[head + "".join(w.title() for w in rest) + "Endpoint"] = pulumi.Output.concat(
+        self.descriptions[outputs.endpoint(spec.name)] = pulumi.Output.concat(
             endpoint.name, f": {spec.instance_type} x{scaling.min_instances}-{scaling.max_instances} "
             f"@{scaling.invocations_per_instance}/instance, canary {rollout.canary_percent}% bake "
             f"{rollout.bake_seconds}s, rollback on {len(rollback)} alarms")
@@ -189,30 +190,29 @@ class Inference(pulumi.ComponentResource):
             "rollbackAlarms": [alarm.name for alarm in rollback],
         }
 
-    def _execution_policy(self, spec: EndpointSettings, *, keys: EncryptionKeys, storage: Storage,
+    def _execution_policy(self, spec: EndpointSettings, *, keys: KeyArns, storage: StorageRefs,
                           log_group: aws.cloudwatch.LogGroup) -> pulumi.Output[str]:
         """Read its own model prefix, pull the serving image, capture data under its own prefix, log, emit metrics."""
-        models = storage.bucket_arn("models")
-        data = storage.bucket_arn("datasets")
-        region = self._settings.region
+        models = storage.buckets["models"].arn
+        data = storage.buckets["datasets"].arn
+        ctx = self._ctx
         return policy_document([
             {"Sid": "ReadModel", "Effect": "Allow", "Action": "s3:GetObject",
              "Resource": pulumi.Output.concat(models, "/", spec.model_prefix, "/*")},
             {"Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": models,
              "Condition": {"StringLike": {"s3:prefix": [f"{spec.model_prefix}/*"]}}},
             {"Sid": "DecryptModel", "Effect": "Allow", "Action": ["kms:Decrypt", "kms:DescribeKey"],
-             "Resource": keys.arn("models"),
-             "Condition": {"StringEquals": {"kms:ViaService": [f"s3.{region}.amazonaws.com",
-                                                               f"ecr.{region}.amazonaws.com"]}}},
+             "Resource": keys.models,
+             "Condition": {"StringEquals": {"kms:ViaService": [ctx.service_host("s3"), ctx.service_host("ecr")]}}},
             {"Sid": "PullServingImage", "Effect": "Allow",
              "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
              "Resource": storage.repositories["serving"].arn},
             {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
             {"Sid": "WriteDataCapture", "Effect": "Allow", "Action": "s3:PutObject",
-             "Resource": pulumi.Output.concat(data, "/", capture_prefix(spec), "/*")},
+             "Resource": pulumi.Output.concat(data, "/", capture_prefix(spec.name), "/*")},
             {"Sid": "EncryptDataCapture", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Encrypt"],
-             "Resource": keys.arn("data"),
-             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{region}.amazonaws.com"}}},
+             "Resource": keys.data,
+             "Condition": {"StringEquals": {"kms:ViaService": ctx.service_host("s3")}}},
             {"Sid": "WriteLogs", "Effect": "Allow",
              "Action": ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
              "Resource": [log_group.arn, pulumi.Output.concat(log_group.arn, ":*")]},

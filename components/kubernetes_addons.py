@@ -9,6 +9,7 @@ pool and none waits for a label that no node carries.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
@@ -24,10 +25,10 @@ from components.accelerators import (
     NVIDIA_GPU,
     PROFILE_SPECS,
 )
-from components.cluster import Cluster
-from components.compute_settings import KubernetesSettings, NodePoolSettings, QuotaSettings
-from components.settings import PlatformSettings
-from components.workload_identity import SERVICE_ACCOUNTS, WorkloadIdentity
+from components.cluster import ClusterAccess
+from components.settings import KubernetesSettings, NodePoolSettings, QuotaSettings
+from components.workload_identity import SERVICE_ACCOUNTS
+from contracts.kubernetes import IRSA_REGIONAL_STS_ANNOTATION, IRSA_ROLE_ANNOTATION
 
 NAMESPACES = ("training", "serving")
 SYSTEM_NAMESPACE = "kube-system"
@@ -117,6 +118,15 @@ def namespace_policies() -> dict[str, dict[str, Any]]:
     }
 
 
+@dataclass(frozen=True)
+class WorkloadTarget:
+    """Where workloads are declared: the cluster's Kubernetes provider, and what must exist before any pod
+    (its service accounts and the device plugins that make its accelerators schedulable)."""
+
+    provider: k8s.Provider
+    prerequisites: tuple[pulumi.Resource, ...]
+
+
 class KubernetesAddons(pulumi.ComponentResource):
     """Device plugins, namespaces with quotas and limit ranges, and IRSA service accounts."""
 
@@ -125,18 +135,19 @@ class KubernetesAddons(pulumi.ComponentResource):
     namespaces: dict[str, k8s.core.v1.Namespace]
     service_accounts: dict[str, k8s.core.v1.ServiceAccount]
 
-    def __init__(self, name: str, settings: PlatformSettings, *, cluster: Cluster, identity: WorkloadIdentity,
+    def __init__(self, name: str, settings: KubernetesSettings, *, node_pools: Sequence[NodePoolSettings],
+                 cluster: ClusterAccess, service_account_roles: Mapping[str, pulumi.Input[str]],
                  node_groups: Sequence[pulumi.Resource], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:kubernetes_addons:KubernetesAddons", name, None, opts)
-        config: KubernetesSettings = settings.kubernetes
+        config = settings
         # Authenticates as the deploying role, which reaches the API only through its access entry.
         self.provider = k8s.Provider(
             f"{name}-provider", kubeconfig=cluster.kubeconfig, enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=cluster.access_policies))
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(cluster.access_policies)))
         self._opts = pulumi.ResourceOptions(parent=self, provider=self.provider)
         self._after_nodes = pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=list(node_groups))
         self.device_plugins = {}
-        for plugin, pools in required_device_plugins(settings.node_pools).items():
+        for plugin, pools in required_device_plugins(node_pools).items():
             self.device_plugins[plugin] = self._device_plugin(name, plugin, pools, config)
         self.namespaces = {}
         for namespace in NAMESPACES:
@@ -147,10 +158,12 @@ class KubernetesAddons(pulumi.ComponentResource):
             self.service_accounts[role] = k8s.core.v1.ServiceAccount(
                 f"{name}-{role}",
                 metadata={"name": spec.name, "namespace": self.namespaces[spec.namespace].metadata.name,
-                          "annotations": {"eks.amazonaws.com/role-arn": identity.service_account_roles[role].arn,
-                                          "eks.amazonaws.com/sts-regional-endpoints": "true"}},
+                          "annotations": {IRSA_ROLE_ANNOTATION: service_account_roles[role],
+                                          IRSA_REGIONAL_STS_ANNOTATION: "true"}},
                 # IRSA hands the AWS role a projected token of its own; nothing here calls the Kubernetes API.
                 automount_service_account_token=False, opts=self._opts)
+        self.target = WorkloadTarget(
+            self.provider, (*self.service_accounts.values(), *self.device_plugins.values()))
         self.register_outputs({
             "devicePlugins": {p: r.name for p, r in self.device_plugins.items()},
             "namespaces": {n: ns.metadata.name for n, ns in self.namespaces.items()},

@@ -1,8 +1,9 @@
 """CloudWatch alarms for endpoints, MSK and Redis, an encrypted SNS topic they all notify, and one dashboard.
 
 Monitoring is built before the endpoints: their blue/green rollout names these alarm objects for automatic
-rollback, so the alarms must exist first. Endpoint names come from `inference.endpoint_name`, the same rule the
-endpoints are created with.
+rollback, so the alarms must exist first. What it watches arrives as small typed descriptions
+(`EndpointWatch`, `StreamingWatch`, `FeatureStoreWatch`); `inference.endpoint_watches` derives the endpoints'
+from the same naming rule the endpoints are created with, so this module needs nothing from inference.
 """
 
 from __future__ import annotations
@@ -16,16 +17,37 @@ import pulumi
 import pulumi_aws as aws
 
 from components.context import AccountContext
-from components.encryption import EncryptionKeys
-from components.feature_store import FeatureStore
 from components.iam import policy_document
-from components.inference import VARIANT_NAME, endpoint_name
-from components.settings import EndpointSettings, MonitoringSettings, PlatformSettings
-from components.streaming import Streaming
+from components.settings import EndpointAlarmSettings, MonitoringSettings, StackIdentity
 
 SAGEMAKER = "AWS/SageMaker"
 KAFKA = "AWS/Kafka"
 ELASTICACHE = "AWS/ElastiCache"
+
+
+@dataclass(frozen=True)
+class EndpointWatch:
+    """One SageMaker endpoint to alarm on: its physical name, its variant and its thresholds."""
+
+    endpoint_name: str
+    variant: str
+    alarms: EndpointAlarmSettings
+
+
+@dataclass(frozen=True)
+class StreamingWatch:
+    """The MSK cluster to alarm on: its name and broker count (broker ids run 1..count)."""
+
+    cluster_name: pulumi.Output[str]
+    broker_count: int
+
+
+@dataclass(frozen=True)
+class FeatureStoreWatch:
+    """The Redis replication group to alarm on: its id and the ids of its member nodes."""
+
+    group_id: str
+    member_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -64,18 +86,19 @@ class Monitoring(pulumi.ComponentResource):
     feature_store_alarms: list[aws.cloudwatch.MetricAlarm]
     dashboard: aws.cloudwatch.Dashboard
 
-    def __init__(self, name: str, settings: PlatformSettings, *, keys: EncryptionKeys, streaming: Streaming,
-                 feature_store: FeatureStore, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: MonitoringSettings, *, stack: StackIdentity,
+                 key_arn: pulumi.Input[str], endpoints: Mapping[str, EndpointWatch], streaming: StreamingWatch,
+                 feature_store: FeatureStoreWatch, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:monitoring:Monitoring", name, None, opts)
-        config = settings.monitoring
+        config = settings
         self._name = name
-        self._settings = settings
+        self._stack = stack
         self._child = pulumi.ResourceOptions(parent=self)
-        self._topic(name, settings, config, keys)
-        self.endpoint_alarms = {spec.name: self._endpoint(spec) for spec in settings.endpoints}
+        self._topic(name, stack, config, key_arn)
+        self.endpoint_alarms = {short: self._endpoint(short, watch) for short, watch in endpoints.items()}
         self.streaming_alarms = self._streaming(streaming, config)
         self.feature_store_alarms = self._feature_store(feature_store, config)
-        self.dashboard = self._dashboard(streaming, feature_store)
+        self.dashboard = self._dashboard(endpoints, streaming, feature_store)
         self.alarms = list(self._all_alarms())
         self.register_outputs({
             "topicArn": self.topic.arn,
@@ -84,11 +107,11 @@ class Monitoring(pulumi.ComponentResource):
         })
 
     # --- topic ----------------------------------------------------------------------------------------------
-    def _topic(self, name: str, settings: PlatformSettings, config: MonitoringSettings, keys: EncryptionKeys) -> None:
-        ctx = AccountContext.lookup(settings.region, self)
+    def _topic(self, name: str, stack: StackIdentity, config: MonitoringSettings, key_arn: pulumi.Input[str]) -> None:
+        ctx = AccountContext.lookup(stack.region, self)
         self.topic = aws.sns.Topic(
-            f"{name}-alarms", name=settings.name("alarms"), display_name=f"{settings.name('alarms')}",
-            kms_master_key_id=keys.arn("monitoring"), opts=self._child)
+            f"{name}-alarms", name=stack.name("alarms"), display_name=f"{stack.name('alarms')}",
+            kms_master_key_id=key_arn, opts=self._child)
         aws.sns.TopicPolicy(
             f"{name}-alarms", arn=self.topic.arn,
             policy=policy_document([
@@ -97,7 +120,7 @@ class Monitoring(pulumi.ComponentResource):
                             "sns:ListSubscriptionsByTopic", "sns:Publish"],
                  "Resource": self.topic.arn},
                 {"Sid": "CloudWatchAlarmsPublish", "Effect": "Allow",
-                 "Principal": {"Service": "cloudwatch.amazonaws.com"}, "Action": "sns:Publish",
+                 "Principal": {"Service": ctx.service_principal("cloudwatch")}, "Action": "sns:Publish",
                  "Resource": self.topic.arn, "Condition": {"StringEquals": {"aws:SourceAccount": ctx.account_id}}},
                 {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "sns:Publish",
                  "Resource": self.topic.arn, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
@@ -111,15 +134,15 @@ class Monitoring(pulumi.ComponentResource):
     def _alarm(self, role: str, description: str, **args: Any) -> aws.cloudwatch.MetricAlarm:
         """Every alarm notifies the topic when it fires and when it clears."""
         return aws.cloudwatch.MetricAlarm(
-            f"{self._name}-{role}", name=self._settings.name(role), alarm_description=description,
+            f"{self._name}-{role}", name=self._stack.name(role), alarm_description=description,
             alarm_actions=[self.topic.arn], ok_actions=[self.topic.arn], actions_enabled=True, opts=self._child,
             **args)
 
     # --- endpoints ------------------------------------------------------------------------------------------
-    def _endpoint(self, spec: EndpointSettings) -> EndpointAlarms:
-        endpoint = endpoint_name(self._settings, spec)
-        dims = {"EndpointName": endpoint, "VariantName": VARIANT_NAME}
-        limits = spec.alarms
+    def _endpoint(self, short: str, watch: EndpointWatch) -> EndpointAlarms:
+        endpoint = watch.endpoint_name
+        dims = {"EndpointName": endpoint, "VariantName": watch.variant}
+        limits = watch.alarms
 
         def error_rate(kind: str, percent: float, period: int, periods: int, points: int) -> dict[str, Any]:
             return {
@@ -135,22 +158,22 @@ class Monitoring(pulumi.ComponentResource):
 
         return EndpointAlarms(
             latency=self._alarm(
-                f"{spec.name}-latency-p99",
+                f"{short}-latency-p99",
                 f"{endpoint}: p99 model latency above its {limits.latency_p99_ms:g} ms SLA (rolls back a rollout)",
                 namespace=SAGEMAKER, metric_name="ModelLatency", dimensions=dims, extended_statistic="p99",
                 period=60, evaluation_periods=5, datapoints_to_alarm=3, comparison_operator="GreaterThanThreshold",
                 threshold=limits.latency_p99_ms * 1000.0,  # ModelLatency is reported in microseconds
                 treat_missing_data="notBreaching"),
             errors_5xx=self._alarm(
-                f"{spec.name}-5xx-rate",
+                f"{short}-5xx-rate",
                 f"{endpoint}: 5XX errors above {limits.error_5xx_percent:g}% of invocations (rolls back a rollout)",
                 **error_rate("5XX", limits.error_5xx_percent, 60, 5, 3)),
             errors_4xx=self._alarm(
-                f"{spec.name}-4xx-spike",
+                f"{short}-4xx-spike",
                 f"{endpoint}: 4XX errors above {limits.error_4xx_percent:g}% of invocations (client contract broken?)",
                 **error_rate("4XX", limits.error_4xx_percent, 300, 2, 2)),
             idle=self._alarm(
-                f"{spec.name}-no-invocations",
+                f"{short}-no-invocations",
                 f"{endpoint}: no invocations for {limits.idle_minutes} minutes (clients cut off?)",
                 namespace=SAGEMAKER, metric_name="Invocations", dimensions=dims, statistic="Sum", period=300,
                 evaluation_periods=math.ceil(limits.idle_minutes / 5), comparison_operator="LessThanThreshold",
@@ -158,8 +181,8 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     # --- MSK ------------------------------------------------------------------------------------------------
-    def _streaming(self, streaming: Streaming, config: MonitoringSettings) -> list[aws.cloudwatch.MetricAlarm]:
-        cluster = streaming.cluster.cluster_name
+    def _streaming(self, streaming: StreamingWatch, config: MonitoringSettings) -> list[aws.cloudwatch.MetricAlarm]:
+        cluster = streaming.cluster_name
         dims = {"Cluster Name": cluster}
         alarms = [
             self._alarm(
@@ -194,7 +217,7 @@ class Monitoring(pulumi.ComponentResource):
         return alarms
 
     # --- Redis ----------------------------------------------------------------------------------------------
-    def _feature_store(self, store: FeatureStore, config: MonitoringSettings) -> list[aws.cloudwatch.MetricAlarm]:
+    def _feature_store(self, store: FeatureStoreWatch, config: MonitoringSettings) -> list[aws.cloudwatch.MetricAlarm]:
         def across_nodes(name: str, stat: str, reduce: str, label: str) -> list[dict[str, Any]]:
             ids = [f"node{i}" for i in range(1, len(store.member_ids) + 1)]
             return [
@@ -228,9 +251,10 @@ class Monitoring(pulumi.ComponentResource):
         return alarms
 
     # --- dashboard ------------------------------------------------------------------------------------------
-    def _dashboard(self, streaming: Streaming, store: FeatureStore) -> aws.cloudwatch.Dashboard:
-        settings = self._settings
-        region = settings.region
+    def _dashboard(self, endpoints: Mapping[str, EndpointWatch], streaming: StreamingWatch,
+                   store: FeatureStoreWatch) -> aws.cloudwatch.Dashboard:
+        stack = self._stack
+        region = stack.region
 
         def graph(title: str, metrics: list[list[Any]], x: int, y: int, stat: str = "Average") -> dict[str, Any]:
             return {"type": "metric", "x": x, "y": y, "width": 12, "height": 6,
@@ -239,18 +263,17 @@ class Monitoring(pulumi.ComponentResource):
 
         widgets: list[dict[str, Any]] = []
         row = 0
-        for spec in settings.endpoints:
-            endpoint = endpoint_name(settings, spec)
-            dims = ["EndpointName", endpoint, "VariantName", VARIANT_NAME]
-            widgets.append(graph(f"{spec.name}: invocations and errors", [
+        for short, watch in endpoints.items():
+            dims = ["EndpointName", watch.endpoint_name, "VariantName", watch.variant]
+            widgets.append(graph(f"{short}: invocations and errors", [
                 [SAGEMAKER, "Invocations", *dims, {"stat": "Sum"}],
                 [SAGEMAKER, "Invocation5XXErrors", *dims, {"stat": "Sum"}],
                 [SAGEMAKER, "Invocation4XXErrors", *dims, {"stat": "Sum"}]], 0, row))
-            widgets.append(graph(f"{spec.name}: model latency p99 (us)", [
+            widgets.append(graph(f"{short}: model latency p99 (us)", [
                 [SAGEMAKER, "ModelLatency", *dims, {"stat": "p99"}],
                 [SAGEMAKER, "OverheadLatency", *dims, {"stat": "p99"}]], 12, row))
             row += 6
-        cluster = streaming.cluster.cluster_name
+        cluster = streaming.cluster_name
         widgets.append(graph("MSK: disk used per broker (%)", [
             [KAFKA, "KafkaDataLogsDiskUsed", "Cluster Name", cluster, "Broker ID", str(b), {"stat": "Maximum"}]
             for b in range(1, streaming.broker_count + 1)], 0, row))
@@ -269,7 +292,7 @@ class Monitoring(pulumi.ComponentResource):
                         "properties": {"title": "All platform alarms",
                                        "alarms": [a.arn for a in self._all_alarms()]}})
         return aws.cloudwatch.Dashboard(
-            f"{self._name}-dashboard", dashboard_name=settings.name("platform"),
+            f"{self._name}-dashboard", dashboard_name=stack.name("platform"),
             dashboard_body=pulumi.Output.json_dumps({"widgets": widgets}), opts=self._child)
 
     def _all_alarms(self) -> Sequence[aws.cloudwatch.MetricAlarm]:

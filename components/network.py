@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
 from components.context import AccountContext
-from components.encryption import EncryptionKeys
 from components.iam import policy_document, service_assume_role_policy
 from components.log_groups import encrypted_log_group
-from components.settings import NetworkSettings, PlatformSettings
+from components.settings import NetworkSettings, StackIdentity
+from contracts.ports import HTTPS
 
-HTTPS = 443
+
+@dataclass(frozen=True)
+class VpcNetwork:
+    """What the components placed in the VPC need from it: ids, the address block, subnets and zones in AZ
+    order, and the S3 gateway endpoint's prefix list (for egress rules that name S3, not a CIDR)."""
+
+    vpc_id: pulumi.Output[str]
+    cidr: str
+    private_subnet_ids: list[pulumi.Output[str]]
+    public_subnet_ids: list[pulumi.Output[str]]
+    availability_zones: list[pulumi.Output[str]]
+    s3_prefix_list_id: pulumi.Output[str]
 
 
 class Network(pulumi.ComponentResource):
@@ -24,10 +37,13 @@ class Network(pulumi.ComponentResource):
     endpoint_security_group: aws.ec2.SecurityGroup
     interface_endpoints: dict[str, aws.ec2.VpcEndpoint]
 
-    def __init__(self, name: str, settings: PlatformSettings, *, keys: EncryptionKeys,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+    outputs: VpcNetwork
+
+    def __init__(self, name: str, settings: NetworkSettings, *, stack: StackIdentity,
+                 logs_key_arn: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:network:Network", name, None, opts)
-        config: NetworkSettings = settings.network
+        config = settings
+        self._stack = stack
         self._child = pulumi.ResourceOptions(parent=self)
         self.cidr = config.cidr
         zones = aws.get_availability_zones_output(
@@ -37,16 +53,21 @@ class Network(pulumi.ComponentResource):
 
         self.vpc = aws.ec2.Vpc(
             name, cidr_block=config.cidr, enable_dns_hostnames=True, enable_dns_support=True,
-            tags={"Name": settings.name("vpc")}, opts=self._child)
+            tags={"Name": stack.name("vpc")}, opts=self._child)
         # The default security group admits all traffic between its members; leave it with no rules at all.
         aws.ec2.DefaultSecurityGroup(f"{name}-default", vpc_id=self.vpc.id, ingress=[], egress=[],
-                                     tags={"Name": settings.name("default-deny")}, opts=self._child)
-        self._subnets(name, settings, config)
-        self._routing(name, settings, config)
-        self._flow_logs(name, settings, config, keys)
-        self._endpoints(name, settings, config)
+                                     tags={"Name": stack.name("default-deny")}, opts=self._child)
+        self._subnets(name, config)
+        self._routing(name, config)
+        ctx = AccountContext.lookup(stack.region, self)
+        self._flow_logs(name, config, ctx, logs_key_arn)
+        self._endpoints(name, config, ctx)
         self.private_subnet_ids = [s.id for s in self.private_subnets]
         self.public_subnet_ids = [s.id for s in self.public_subnets]
+        self.outputs = VpcNetwork(
+            vpc_id=self.vpc.id, cidr=config.cidr, private_subnet_ids=self.private_subnet_ids,
+            public_subnet_ids=self.public_subnet_ids, availability_zones=self.availability_zones,
+            s3_prefix_list_id=self.s3_endpoint.prefix_list_id)
         self.register_outputs({
             "vpcId": self.vpc.id,
             "privateSubnetIds": self.private_subnet_ids,
@@ -54,7 +75,8 @@ class Network(pulumi.ComponentResource):
             "endpointSecurityGroupId": self.endpoint_security_group.id,
         })
 
-    def _subnets(self, name: str, settings: PlatformSettings, config: NetworkSettings) -> None:
+    def _subnets(self, name: str, config: NetworkSettings) -> None:
+        stack = self._stack
         private_cidrs, public_cidrs = config.subnet_layout
         self.private_subnets, self.public_subnets = [], []
         for i, zone in enumerate(self.availability_zones):
@@ -63,21 +85,22 @@ class Network(pulumi.ComponentResource):
             self.public_subnets.append(aws.ec2.Subnet(
                 f"{name}-public-{suffix}", vpc_id=self.vpc.id, cidr_block=public_cidrs[i], availability_zone=zone,
                 map_public_ip_on_launch=False,
-                tags={"Name": settings.name(f"public-{suffix}"), "kubernetes.io/role/elb": "1", "tier": "public"},
+                tags={"Name": stack.name(f"public-{suffix}"), "kubernetes.io/role/elb": "1", "tier": "public"},
                 opts=self._child))
             self.private_subnets.append(aws.ec2.Subnet(
                 f"{name}-private-{suffix}", vpc_id=self.vpc.id, cidr_block=private_cidrs[i], availability_zone=zone,
                 map_public_ip_on_launch=False,
-                tags={"Name": settings.name(f"private-{suffix}"), "kubernetes.io/role/internal-elb": "1",
+                tags={"Name": stack.name(f"private-{suffix}"), "kubernetes.io/role/internal-elb": "1",
                       "tier": "private"},
                 opts=self._child))
 
-    def _routing(self, name: str, settings: PlatformSettings, config: NetworkSettings) -> None:
-        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=self.vpc.id, tags={"Name": settings.name("igw")},
+    def _routing(self, name: str, config: NetworkSettings) -> None:
+        stack = self._stack
+        igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=self.vpc.id, tags={"Name": stack.name("igw")},
                                       opts=self._child)
         public_rt = aws.ec2.RouteTable(
             f"{name}-public", vpc_id=self.vpc.id, routes=[{"cidr_block": "0.0.0.0/0", "gateway_id": igw.id}],
-            tags={"Name": settings.name("public")}, opts=self._child)
+            tags={"Name": stack.name("public")}, opts=self._child)
         for i, subnet in enumerate(self.public_subnets):
             aws.ec2.RouteTableAssociation(f"{name}-public-{chr(ord('a') + i)}", subnet_id=subnet.id,
                                           route_table_id=public_rt.id, opts=self._child)
@@ -85,11 +108,11 @@ class Network(pulumi.ComponentResource):
         self.nat_gateways = []
         for i in range(nat_count):
             suffix = chr(ord("a") + i)
-            eip = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", tags={"Name": settings.name(f"nat-{suffix}")},
+            eip = aws.ec2.Eip(f"{name}-nat-{suffix}", domain="vpc", tags={"Name": stack.name(f"nat-{suffix}")},
                               opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]))
             self.nat_gateways.append(aws.ec2.NatGateway(
                 f"{name}-nat-{suffix}", allocation_id=eip.id, subnet_id=self.public_subnets[i].id,
-                connectivity_type="public", tags={"Name": settings.name(f"nat-{suffix}")}, opts=self._child))
+                connectivity_type="public", tags={"Name": stack.name(f"nat-{suffix}")}, opts=self._child))
         self.private_route_tables = []
         for i, subnet in enumerate(self.private_subnets):
             suffix = chr(ord("a") + i)
@@ -97,21 +120,21 @@ class Network(pulumi.ComponentResource):
             table = aws.ec2.RouteTable(
                 f"{name}-private-{suffix}", vpc_id=self.vpc.id,
                 routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat.id}],
-                tags={"Name": settings.name(f"private-{suffix}")}, opts=self._child)
+                tags={"Name": stack.name(f"private-{suffix}")}, opts=self._child)
             aws.ec2.RouteTableAssociation(f"{name}-private-{suffix}", subnet_id=subnet.id, route_table_id=table.id,
                                           opts=self._child)
             self.private_route_tables.append(table)
 
-    def _flow_logs(self, name: str, settings: PlatformSettings, config: NetworkSettings,
-                   keys: EncryptionKeys) -> None:
-        ctx = AccountContext.lookup(settings.region, self)
+    def _flow_logs(self, name: str, config: NetworkSettings, ctx: AccountContext,
+                   logs_key_arn: pulumi.Input[str]) -> None:
+        stack = self._stack
         self.flow_log_group = encrypted_log_group(
-            f"{name}-flow-logs", log_group_name=f"/aiinfra/{settings.stack}/vpc-flow-logs",
-            retention_days=config.flow_log_retention_days, kms_key_arn=keys.arn("logs"), parent=self)
+            f"{name}-flow-logs", log_group_name=f"/aiinfra/{stack.stack}/vpc-flow-logs",
+            retention_days=config.flow_log_retention_days, kms_key_arn=logs_key_arn, parent=self)
         role = aws.iam.Role(
             f"{name}-flow-logs",
             assume_role_policy=service_assume_role_policy(
-                "vpc-flow-logs.amazonaws.com",
+                ctx.service_principal("vpc-flow-logs"),
                 conditions={"StringEquals": {"aws:SourceAccount": ctx.account_id}}),
             description="VPC flow logs delivery to CloudWatch Logs", opts=self._child)
         aws.iam.RolePolicy(
@@ -124,25 +147,26 @@ class Network(pulumi.ComponentResource):
         self.flow_log = aws.ec2.FlowLog(
             f"{name}-flow-log", vpc_id=self.vpc.id, traffic_type="ALL", log_destination_type="cloud-watch-logs",
             log_destination=self.flow_log_group.arn, iam_role_arn=role.arn, max_aggregation_interval=60,
-            tags={"Name": settings.name("flow-log")}, opts=self._child)
+            tags={"Name": stack.name("flow-log")}, opts=self._child)
 
-    def _endpoints(self, name: str, settings: PlatformSettings, config: NetworkSettings) -> None:
+    def _endpoints(self, name: str, config: NetworkSettings, ctx: AccountContext) -> None:
+        stack = self._stack
         self.endpoint_security_group = aws.ec2.SecurityGroup(
-            f"{name}-endpoints", vpc_id=self.vpc.id, name=settings.name("vpc-endpoints"),
+            f"{name}-endpoints", vpc_id=self.vpc.id, name=stack.name("vpc-endpoints"),
             description="Interface VPC endpoints: HTTPS from inside the VPC only",
             ingress=[{"protocol": "tcp", "from_port": HTTPS, "to_port": HTTPS, "cidr_blocks": [config.cidr],
                       "description": "HTTPS from the VPC"}],
-            egress=[], tags={"Name": settings.name("vpc-endpoints")}, opts=self._child)
+            egress=[], tags={"Name": stack.name("vpc-endpoints")}, opts=self._child)
         # Gateway endpoint: S3 traffic (datasets, checkpoints, models, ECR layers) stays off the NAT gateways.
         self.s3_endpoint = aws.ec2.VpcEndpoint(
-            f"{name}-s3", vpc_id=self.vpc.id, service_name=f"com.amazonaws.{settings.region}.s3",
+            f"{name}-s3", vpc_id=self.vpc.id, service_name=ctx.endpoint_service("s3"),
             vpc_endpoint_type="Gateway", route_table_ids=[t.id for t in self.private_route_tables],
-            tags={"Name": settings.name("s3")}, opts=self._child)
+            tags={"Name": stack.name("s3")}, opts=self._child)
         self.interface_endpoints = {}
         for service in config.interface_endpoints:
             self.interface_endpoints[service] = aws.ec2.VpcEndpoint(
                 f"{name}-{service.replace('.', '-')}", vpc_id=self.vpc.id,
-                service_name=f"com.amazonaws.{settings.region}.{service}", vpc_endpoint_type="Interface",
+                service_name=ctx.endpoint_service(service), vpc_endpoint_type="Interface",
                 private_dns_enabled=True, subnet_ids=[s.id for s in self.private_subnets],
                 security_group_ids=[self.endpoint_security_group.id],
-                tags={"Name": settings.name(service.replace(".", "-"))}, opts=self._child)
+                tags={"Name": stack.name(service.replace(".", "-"))}, opts=self._child)

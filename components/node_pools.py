@@ -6,29 +6,24 @@ pod specs and device plugins take their tolerations and selectors from.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pulumi
 import pulumi_aws as aws
 
 from components.accelerators import PROFILE_SPECS, Taint, ami_parameter, pool_labels
-from components.cluster import Cluster
-from components.compute_settings import NodePoolSettings
-from components.encryption import EncryptionKeys
-from components.network import Network
-from components.settings import PlatformSettings
+from components.cluster import NodeBootstrap
+from components.network import VpcNetwork
+from components.settings import NodePoolSettings, StackIdentity
 
 CAPACITY_TYPES = {"on-demand": "ON_DEMAND", "spot": "SPOT", "capacity-block": "CAPACITY_BLOCK"}
 ROOT_DEVICE = "/dev/xvda"  # the AL2023 EKS-optimized AMIs' root volume
 
 
-def imds_hop_limit(pool: NodePoolSettings) -> int:
-    """IMDSv2 response hop limit for a pool's nodes.
-
-    Containers sit one network hop behind the node, so a limit of 1 keeps every pod from reading the node
-    role's credentials through instance metadata; pods get AWS access through IRSA instead. A pool sets
-    `podInstanceMetadata: true` only for agents that must read instance metadata themselves (for example a
-    monitoring agent that reports the instance id), and then the limit is 2 so its responses reach the pod.
-    """
-    return 2 if pool.pod_instance_metadata else 1
+# IMDSv2 response hop limit: containers sit one network hop behind the node, so a limit of 1 keeps every pod
+# from reading the node role's credentials through instance metadata; pods get AWS access through IRSA. The
+# settings refuse `podInstanceMetadata: true`, and the mandatory policy imdsv2-hop-limit-1 checks the result.
+IMDS_HOP_LIMIT = 1
 
 
 def pool_taints(pool: NodePoolSettings) -> list[Taint]:
@@ -46,22 +41,22 @@ class NodePools(pulumi.ComponentResource):
     placement_groups: dict[str, aws.ec2.PlacementGroup]
     efa_security_groups: dict[str, aws.ec2.SecurityGroup]
 
-    def __init__(self, name: str, settings: PlatformSettings, *, cluster: Cluster, network: Network,
-                 keys: EncryptionKeys, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: Sequence[NodePoolSettings], *, stack: StackIdentity,
+                 cluster: NodeBootstrap, network: VpcNetwork, data_key_arn: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:node_pools:NodePools", name, None, opts)
         self._name = name
-        self._settings = settings
+        self._stack = stack
         self._cluster = cluster
         self._network = network
-        self._keys = keys
+        self._data_key_arn = data_key_arn
         self._child = pulumi.ResourceOptions(parent=self)
         self._release_versions: dict[str, pulumi.Output[str]] = {}
         self.node_groups, self.launch_templates = {}, {}
         self.placement_groups, self.efa_security_groups = {}, {}
-        self.pools = {pool.name: pool for pool in settings.node_pools}
-        for pool in settings.node_pools:
+        for pool in settings:
             self._pool(pool)
-        self.summary = {pool.name: self._summary(pool) for pool in settings.node_pools}
+        self.summary = {pool.name: self._summary(pool) for pool in settings}
         self.register_outputs({
             "nodeGroups": {n: g.node_group_name for n, g in self.node_groups.items()},
             "placementGroups": {n: g.name for n, g in self.placement_groups.items()},
@@ -79,9 +74,9 @@ class NodePools(pulumi.ComponentResource):
 
     def _pool(self, pool: NodePoolSettings) -> None:
         rid = f"{self._name}-{pool.name}"
-        settings, spec = self._settings, PROFILE_SPECS[pool.profile]
+        stack, spec = self._stack, PROFILE_SPECS[pool.profile]
         security_groups: list[pulumi.Input[str]] = [
-            self._cluster.cluster_security_group_id, self._cluster.node_security_group.id]
+            self._cluster.cluster_security_group_id, self._cluster.node_security_group_id]
         subnet_ids: list[pulumi.Input[str]] = list(self._network.private_subnet_ids)
         placement = None
         network_interfaces = None
@@ -89,12 +84,12 @@ class NodePools(pulumi.ComponentResource):
             efa_group = self._efa_security_group(rid, pool)
             security_groups.append(efa_group.id)
             group = aws.ec2.PlacementGroup(
-                rid, name=settings.name(f"{pool.name}-cluster"), strategy="cluster",
-                tags={"Name": settings.name(f"{pool.name}-cluster")}, opts=self._child)
+                rid, name=stack.name(f"{pool.name}-cluster"), strategy="cluster",
+                tags={"Name": stack.name(f"{pool.name}-cluster")}, opts=self._child)
             self.placement_groups[pool.name] = group
             placement = {"group_name": group.name}
             # A cluster placement group lives in one AZ: pin the pool to that AZ's private subnet.
-            subnet_ids = [self._network.private_subnets[pool.efa_availability_zone].id]
+            subnet_ids = [self._network.private_subnet_ids[pool.efa_availability_zone]]
             # One EFA interface per network card; the primary (card 0) is device 0, the others device 1.
             cards = pool.catalog[0].network_cards
             network_interfaces = [
@@ -104,19 +99,19 @@ class NodePools(pulumi.ComponentResource):
                 for card in range(cards)]
         template = aws.ec2.LaunchTemplate(
             rid,
-            name=settings.name(f"{pool.name}-nodes"),
-            description=f"{pool.name} ({pool.profile}) nodes of {self._cluster.cluster_name}",
+            name=stack.name(f"{pool.name}-nodes"),
+            description=f"{pool.name} ({pool.profile}) nodes of {self._cluster.physical_name}",
             update_default_version=True,
             metadata_options={
                 "http_endpoint": "enabled",
                 "http_tokens": "required",  # IMDSv2 only
-                "http_put_response_hop_limit": imds_hop_limit(pool),
+                "http_put_response_hop_limit": IMDS_HOP_LIMIT,
                 "instance_metadata_tags": "disabled",
             },
             block_device_mappings=[{
                 "device_name": ROOT_DEVICE,
                 "ebs": {"volume_size": pool.disk_size_gib, "volume_type": "gp3", "encrypted": "true",
-                        "kms_key_id": self._keys.arn("data"), "delete_on_termination": "true",
+                        "kms_key_id": self._data_key_arn, "delete_on_termination": "true",
                         "iops": 3000, "throughput": 250 if pool.disk_size_gib >= 500 else 125},
             }],
             # With explicit network interfaces, the groups go on each interface instead.
@@ -125,16 +120,16 @@ class NodePools(pulumi.ComponentResource):
             placement=placement,
             **self._capacity_block(pool),
             tag_specifications=[
-                {"resource_type": kind, "tags": {"Name": settings.name(pool.name), "node-pool": pool.name}}
+                {"resource_type": kind, "tags": {"Name": stack.name(pool.name), "node-pool": pool.name}}
                 for kind in ("instance", "volume", "network-interface")],
-            tags={"Name": settings.name(f"{pool.name}-nodes")},
+            tags={"Name": stack.name(f"{pool.name}-nodes")},
             opts=self._child)
         self.launch_templates[pool.name] = template
         self.node_groups[pool.name] = aws.eks.NodeGroup(
             rid,
-            cluster_name=self._cluster.cluster.name,
-            node_group_name=settings.name(pool.name),
-            node_role_arn=self._cluster.node_role.arn,
+            cluster_name=self._cluster.cluster_name,
+            node_group_name=stack.name(pool.name),
+            node_role_arn=self._cluster.node_role_arn,
             subnet_ids=subnet_ids,
             version=self._cluster.kubernetes_version,
             ami_type=spec.ami_type,
@@ -147,8 +142,8 @@ class NodePools(pulumi.ComponentResource):
             labels=pool_labels(pool.name, pool.profile, pool.efa_enabled, pool.labels),
             taints=[t.node_group_taint() for t in pool_taints(pool)],
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
-            tags={"Name": settings.name(pool.name)},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self._cluster.addons.values())))
+            tags={"Name": stack.name(pool.name)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(self._cluster.control_plane_addons)))
 
     def _summary(self, pool: NodePoolSettings) -> pulumi.Output[str]:
         """One line an operator reads in a preview: AMI, types, size, capacity, taint, EFA placement."""
@@ -174,9 +169,9 @@ class NodePools(pulumi.ComponentResource):
 
     def _efa_security_group(self, rid: str, pool: NodePoolSettings) -> aws.ec2.SecurityGroup:
         """EFA traffic must be allowed to and from the group itself, all protocols; nothing else is opened."""
-        name = self._settings.name(f"{pool.name}-efa")
+        name = self._stack.name(f"{pool.name}-efa")
         group = aws.ec2.SecurityGroup(
-            f"{rid}-efa", vpc_id=self._network.vpc.id, name=name,
+            f"{rid}-efa", vpc_id=self._network.vpc_id, name=name,
             description=f"EFA traffic between {pool.name} nodes", tags={"Name": name}, opts=self._child)
         aws.vpc.SecurityGroupIngressRule(
             f"{rid}-efa-in", security_group_id=group.id, referenced_security_group_id=group.id, ip_protocol="-1",

@@ -1,4 +1,11 @@
-"""AiPlatform: the whole platform for one stack, composed from settings in dependency order."""
+"""AiPlatform: the whole platform for one stack, composed from settings in the real build order.
+
+Read top to bottom, this is the order things are built in: keys, network, storage, the cluster and its nodes,
+the data services (which admit the nodes and the endpoints), the workloads' identities (the serving role reads
+the feature store's secret), the in-cluster add-ons and workloads, monitoring (its alarms exist before the
+endpoints that roll back on them), and the endpoints. Each component gets its own settings section and the
+typed outputs of the components it uses; nothing is added to a component after it registered its outputs.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +14,21 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster import Cluster
-from components.cluster_workloads import ClusterWorkloads
-from components.compute_settings import CHECKPOINTS
+from components.cluster import Cluster, NodeAddons
+from components.cluster_workloads import ClusterWorkloads, SharedCache
 from components.encryption import EncryptionKeys
 from components.feature_store import FeatureStore
-from components.inference import Inference, ServingSecurityGroup
+from components.inference import Inference, ServingSecurityGroup, endpoint_watches
 from components.kubernetes_addons import KubernetesAddons
-from components.monitoring import Monitoring
+from components.monitoring import FeatureStoreWatch, Monitoring, StreamingWatch
 from components.network import Network
 from components.node_pools import NodePools
 from components.settings import PlatformSettings
 from components.storage import Storage
 from components.streaming import Streaming
 from components.workload_identity import SERVICE_ACCOUNTS, WorkloadIdentity
+from contracts import outputs as out
+from contracts.storage import CHECKPOINTS
 
 
 class AiPlatform(pulumi.ComponentResource):
@@ -28,81 +36,94 @@ class AiPlatform(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: PlatformSettings, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:platform:AiPlatform", name, None, opts)
-        self.settings = settings
+        stack = settings.identity
         # One provider carries the required tags as default tags: applied in one place, to every resource.
         self.provider = aws.Provider(
             f"{name}-aws", region=settings.region, default_tags={"tags": settings.tags},
             opts=pulumi.ResourceOptions(parent=self))
         child = pulumi.ResourceOptions(parent=self, providers={"aws": self.provider})
 
-        self.keys = EncryptionKeys("keys", settings, opts=child)
-        self.network = Network("network", settings, keys=self.keys, opts=child)
-        self.storage = Storage("storage", settings, keys=self.keys, opts=child)
-        self.cluster = Cluster("cluster", settings, network=self.network, keys=self.keys, opts=child)
-        self.node_pools = NodePools("node-pools", settings, cluster=self.cluster, network=self.network,
-                                    keys=self.keys, opts=child)
+        self.keys = EncryptionKeys("keys", settings.encryption, stack=stack, opts=child)
+        keys = self.keys.arns
+        self.network = Network("network", settings.network, stack=stack, logs_key_arn=keys.logs, opts=child)
+        network = self.network.outputs
+        self.storage = Storage("storage", settings.storage, stack=stack, keys=keys, opts=child)
+
+        self.cluster = Cluster("cluster", settings.cluster, stack=stack, network=network, keys=keys, opts=child)
+        self.node_pools = NodePools("node-pools", settings.node_pools, stack=stack,
+                                    cluster=self.cluster.node_bootstrap, network=network, data_key_arn=keys.data,
+                                    opts=child)
         node_groups = list(self.node_pools.node_groups.values())
-        self.cluster.install_node_addons(node_groups, data_key_arn=self.keys.arn("data"))
-        self.workload_identity = WorkloadIdentity("workload-identity", settings, cluster=self.cluster,
-                                                  network=self.network, storage=self.storage, keys=self.keys,
-                                                  opts=child)
-        self.kubernetes = KubernetesAddons("kubernetes", settings, cluster=self.cluster,
-                                           identity=self.workload_identity, node_groups=node_groups, opts=child)
-        # Data and serving services: MSK and Redis admit only the EKS nodes and the endpoints; monitoring comes
-        # before the endpoints because their blue/green rollout rolls back on its alarms.
-        self.serving = ServingSecurityGroup("serving", settings, network=self.network, opts=child)
+        self.node_addons = NodeAddons("cluster-node-addons", settings.cluster, stack=stack,
+                                      cluster_name=self.cluster.cluster.name, oidc=self.cluster.oidc,
+                                      data_key_arn=keys.data, node_groups=node_groups, opts=child)
+
+        # MSK and Redis admit only the EKS nodes and the endpoints' own security group.
+        self.serving = ServingSecurityGroup("serving", stack=stack, network=network, opts=child)
         data_clients = [self.cluster.node_security_group.id, self.serving.security_group.id]
-        self.streaming = Streaming("streaming", settings, network=self.network, keys=self.keys,
+        self.streaming = Streaming("streaming", settings.streaming, stack=stack, network=network, keys=keys,
                                    clients=data_clients, opts=child)
-        self.feature_store = FeatureStore("feature-store", settings, network=self.network, keys=self.keys,
-                                          clients=data_clients, opts=child)
-        # The model servers use the feature store as their shared cache: their role may read its AUTH secret.
-        self.workload_identity.grant_feature_store(self.feature_store, self.keys, settings.region)
-        self.cluster_workloads = ClusterWorkloads("workloads", settings, addons=self.kubernetes,
-                                                  storage=self.storage, keys=self.keys,
-                                                  feature_store=self.feature_store, opts=child)
-        self.monitoring = Monitoring("monitoring", settings, keys=self.keys, streaming=self.streaming,
-                                     feature_store=self.feature_store, opts=child)
-        self.inference = Inference("inference", settings, network=self.network, keys=self.keys,
-                                   storage=self.storage, security_group=self.serving.security_group,
+        self.feature_store = FeatureStore("feature-store", settings.feature_store, stack=stack, network=network,
+                                          keys=keys, clients=data_clients, opts=child)
+
+        self.workload_identity = WorkloadIdentity(
+            "workload-identity", stack=stack, oidc=self.cluster.oidc, vpc_id=network.vpc_id,
+            storage=self.storage.refs, keys=keys, feature_store_secret_arn=self.feature_store.secret.arn, opts=child)
+        self.kubernetes = KubernetesAddons(
+            "kubernetes", settings.kubernetes, node_pools=settings.node_pools, cluster=self.cluster.access,
+            service_account_roles={r: role.arn for r, role in self.workload_identity.service_account_roles.items()},
+            node_groups=node_groups, opts=child)
+        self.cluster_workloads = ClusterWorkloads(
+            "workloads", settings.workloads, stack=stack, node_pools=settings.node_pools,
+            addons=self.kubernetes.target, storage=self.storage.refs, models_key_arn=keys.models,
+            data_key_arn=keys.data, vpc_cidr=settings.network.cidr,
+            feature_store=SharedCache(self.feature_store.endpoint, self.feature_store.secret.arn), opts=child)
+
+        self.monitoring = Monitoring(
+            "monitoring", settings.monitoring, stack=stack, key_arn=keys.monitoring,
+            endpoints=endpoint_watches(stack, settings.endpoints),
+            streaming=StreamingWatch(self.streaming.cluster.cluster_name, self.streaming.broker_count),
+            feature_store=FeatureStoreWatch(self.feature_store.group_id, tuple(self.feature_store.member_ids)),
+            opts=child)
+        self.inference = Inference("inference", settings.endpoints, stack=stack, network=network, keys=keys,
+                                   storage=self.storage.refs, security_group_id=self.serving.security_group.id,
                                    alarms=self.monitoring.endpoint_alarms, opts=child)
 
         self.outputs: dict[str, Any] = {
-            "environment": settings.environment,
-            "region": settings.region,
-            "vpcId": self.network.vpc.id,
-            "vpcCidr": self.network.cidr,
-            "privateSubnetIds": self.network.private_subnet_ids,
-            "publicSubnetIds": self.network.public_subnet_ids,
-            "availabilityZones": self.network.availability_zones,
-            **{f"{domain}KeyArn": key.arn for domain, key in self.keys.keys.items()},
-            **{f"{role}BucketName": bucket.bucket for role, bucket in self.storage.buckets.items()},
-            **{f"{repo}RepositoryUrl": r.repository_url for repo, r in self.storage.repositories.items()},
-            "clusterName": self.cluster.cluster.name,
-            "clusterEndpoint": self.cluster.endpoint,
-            "clusterOidcProviderArn": self.cluster.oidc_provider.arn,
-            "nodeSecurityGroupId": self.cluster.node_security_group.id,
-            "nodeGroups": {name: g.node_group_name for name, g in self.node_pools.node_groups.items()},
-            **{"nodePool" + "".join(w.title() for w in name.split("-")): line
-               for name, line in self.node_pools.summary.items()},
-            "trainingRoleArn": self.workload_identity.sagemaker_training_role.arn,
-            "trainingSecurityGroupId": self.workload_identity.training_security_group.id,
-            "checkpointS3Uri": pulumi.Output.concat("s3://", self.storage.buckets["datasets"].bucket, "/",
-                                                   CHECKPOINTS),
-            **{f"{role}ServiceAccountRoleArn": r.arn
+            out.ENVIRONMENT: settings.environment,
+            out.REGION: settings.region,
+            out.VPC_ID: network.vpc_id,
+            out.VPC_CIDR: network.cidr,
+            out.PRIVATE_SUBNET_IDS: network.private_subnet_ids,
+            out.PUBLIC_SUBNET_IDS: network.public_subnet_ids,
+            out.AVAILABILITY_ZONES: network.availability_zones,
+            **{out.key_arn(domain): key.arn for domain, key in self.keys.keys.items()},
+            **{out.bucket_name(role): bucket.name for role, bucket in self.storage.refs.buckets.items()},
+            **{out.repository_url(repo): r.url for repo, r in self.storage.refs.repositories.items()},
+            out.CLUSTER_NAME: self.cluster.cluster.name,
+            out.CLUSTER_ENDPOINT: self.cluster.endpoint,
+            out.CLUSTER_OIDC_PROVIDER_ARN: self.cluster.oidc.provider_arn,
+            out.NODE_SECURITY_GROUP_ID: self.cluster.node_security_group.id,
+            out.NODE_GROUPS: {name: g.node_group_name for name, g in self.node_pools.node_groups.items()},
+            **{out.node_pool(name): line for name, line in self.node_pools.summary.items()},
+            out.TRAINING_ROLE_ARN: self.workload_identity.sagemaker_training_role.arn,
+            out.TRAINING_SECURITY_GROUP_ID: self.workload_identity.training_security_group.id,
+            out.CHECKPOINT_S3_URI: pulumi.Output.concat("s3://", self.storage.refs.buckets["datasets"].name, "/",
+                                                        CHECKPOINTS),
+            **{out.service_account_role_arn(role): r.arn
                for role, r in self.workload_identity.service_account_roles.items()},
-            **{f"{role}ServiceAccount": f"{spec.namespace}/{spec.name}" for role, spec in SERVICE_ACCOUNTS.items()},
-            "kafkaClusterArn": self.streaming.cluster.arn,
-            "kafkaBootstrapBrokers": self.streaming.bootstrap_brokers,
-            "kafkaProducerPolicyArn": self.streaming.producer_policy.arn,
-            "kafkaConsumerPolicyArn": self.streaming.consumer_policy.arn,
-            "featureStoreEndpoint": self.feature_store.endpoint,
-            "featureStoreReaderEndpoint": self.feature_store.reader_endpoint,
-            "featureStoreSecretArn": self.feature_store.secret.arn,
-            "servingSecurityGroupId": self.serving.security_group.id,
-            "alarmTopicArn": self.monitoring.topic.arn,
-            "dashboardName": self.monitoring.dashboard.dashboard_name,
-            "inferenceEndpoints": self.inference.summary,
+            **{out.service_account(role): f"{spec.namespace}/{spec.name}" for role, spec in SERVICE_ACCOUNTS.items()},
+            out.KAFKA_CLUSTER_ARN: self.streaming.cluster.arn,
+            out.KAFKA_BOOTSTRAP_BROKERS: self.streaming.bootstrap_brokers,
+            out.KAFKA_PRODUCER_POLICY_ARN: self.streaming.producer_policy.arn,
+            out.KAFKA_CONSUMER_POLICY_ARN: self.streaming.consumer_policy.arn,
+            out.FEATURE_STORE_ENDPOINT: self.feature_store.endpoint,
+            out.FEATURE_STORE_READER_ENDPOINT: self.feature_store.reader_endpoint,
+            out.FEATURE_STORE_SECRET_ARN: self.feature_store.secret.arn,
+            out.SERVING_SECURITY_GROUP_ID: self.serving.security_group.id,
+            out.ALARM_TOPIC_ARN: self.monitoring.topic.arn,
+            out.DASHBOARD_NAME: self.monitoring.dashboard.dashboard_name,
+            out.INFERENCE_ENDPOINTS: self.inference.summary,
             **self.inference.descriptions,
         }
         self.register_outputs(self.outputs)

@@ -9,9 +9,9 @@ import pulumi
 import pulumi_aws as aws
 
 from components.context import AccountContext
-from components.encryption import EncryptionKeys
+from components.encryption import KeyArns
 from components.iam import policy_document
-from components.settings import PlatformSettings, StorageSettings
+from components.settings import StackIdentity, StorageSettings
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,30 @@ BUCKETS = (
     BucketSpec("logs", "logs", "training logs and exported metrics"),
 )
 REPOSITORIES = ("training", "compilation", "serving")
+
+
+@dataclass(frozen=True)
+class BucketRef:
+    """A bucket as its users see it: the name (for URIs) and the ARN (for policies)."""
+
+    name: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class RepositoryRef:
+    """An image repository as its users see it: the URL (for image references) and the ARN (for policies)."""
+
+    url: pulumi.Output[str]
+    arn: pulumi.Output[str]
+
+
+@dataclass(frozen=True)
+class StorageRefs:
+    """The buckets by role (datasets, models, logs) and the repositories by workload."""
+
+    buckets: dict[str, BucketRef]
+    repositories: dict[str, RepositoryRef]
 
 
 def tls_only_policy(bucket_arn: pulumi.Output[str]) -> pulumi.Output[str]:
@@ -61,26 +85,30 @@ class Storage(pulumi.ComponentResource):
 
     buckets: dict[str, aws.s3.Bucket]
     repositories: dict[str, aws.ecr.Repository]
+    refs: StorageRefs
 
-    def __init__(self, name: str, settings: PlatformSettings, *, keys: EncryptionKeys,
+    def __init__(self, name: str, settings: StorageSettings, *, stack: StackIdentity, keys: KeyArns,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:storage:Storage", name, None, opts)
-        config: StorageSettings = settings.storage
-        ctx = AccountContext.lookup(settings.region, self)
-        self.buckets = {spec.role: self._bucket(name, spec, settings, config, ctx, keys) for spec in BUCKETS}
-        self.repositories = {repo: self._repository(name, repo, settings, config, keys) for repo in REPOSITORIES}
+        config = settings
+        ctx = AccountContext.lookup(stack.region, self)
+        self.buckets = {spec.role: self._bucket(name, spec, stack, config, ctx, keys) for spec in BUCKETS}
+        self.repositories = {repo: self._repository(name, repo, stack, config, keys) for repo in REPOSITORIES}
+        self.refs = StorageRefs(
+            buckets={role: BucketRef(b.bucket, b.arn) for role, b in self.buckets.items()},
+            repositories={repo: RepositoryRef(r.repository_url, r.arn) for repo, r in self.repositories.items()})
         self.register_outputs({
             **{f"{role}Bucket": bucket.bucket for role, bucket in self.buckets.items()},
             **{f"{repo}RepositoryUrl": r.repository_url for repo, r in self.repositories.items()},
         })
 
-    def _bucket(self, name: str, spec: BucketSpec, settings: PlatformSettings, config: StorageSettings,
-                ctx: AccountContext, keys: EncryptionKeys) -> aws.s3.Bucket:
+    def _bucket(self, name: str, spec: BucketSpec, stack: StackIdentity, config: StorageSettings,
+                ctx: AccountContext, keys: KeyArns) -> aws.s3.Bucket:
         rid = f"{name}-{spec.role}"
         child = pulumi.ResourceOptions(parent=self)
         # Bucket names are global: the account id and region make them unique without random suffixes.
         bucket = aws.s3.Bucket(
-            rid, bucket=pulumi.Output.concat(settings.name(spec.role), "-", ctx.account_id, "-", settings.region),
+            rid, bucket=pulumi.Output.concat(stack.name(spec.role), "-", ctx.account_id, "-", stack.region),
             force_destroy=config.force_destroy, tags={"purpose": spec.purpose}, opts=child)
         after = pulumi.ResourceOptions(parent=self, depends_on=[bucket])
         aws.s3.BucketOwnershipControls(
@@ -91,7 +119,7 @@ class Storage(pulumi.ComponentResource):
         aws.s3.BucketServerSideEncryptionConfiguration(
             rid, bucket=bucket.id,
             rules=[{"apply_server_side_encryption_by_default": {
-                "sse_algorithm": "aws:kms", "kms_master_key_id": keys.arn(spec.key_domain)},
+                "sse_algorithm": "aws:kms", "kms_master_key_id": getattr(keys, spec.key_domain)},
                 "bucket_key_enabled": True}],
             opts=after)
         versioning = aws.s3.BucketVersioning(
@@ -123,17 +151,14 @@ class Storage(pulumi.ComponentResource):
                                            "storage_class": "INTELLIGENT_TIERING"}]})
         return rules
 
-    def _repository(self, name: str, repo: str, settings: PlatformSettings, config: StorageSettings,
-                    keys: EncryptionKeys) -> aws.ecr.Repository:
+    def _repository(self, name: str, repo: str, stack: StackIdentity, config: StorageSettings,
+                    keys: KeyArns) -> aws.ecr.Repository:
         child = pulumi.ResourceOptions(parent=self)
         repository = aws.ecr.Repository(
-            f"{name}-{repo}", name=f"{settings.project}/{settings.stack}/{repo}",
+            f"{name}-{repo}", name=f"{stack.project}/{stack.stack}/{repo}",
             image_tag_mutability="IMMUTABLE", image_scanning_configuration={"scan_on_push": True},
-            encryption_configurations=[{"encryption_type": "KMS", "kms_key": keys.arn("models")}],
+            encryption_configurations=[{"encryption_type": "KMS", "kms_key": keys.models}],
             force_delete=config.force_destroy, opts=child)
         aws.ecr.LifecyclePolicy(f"{name}-{repo}", repository=repository.name,
                                 policy=image_lifecycle_policy(config.image_retention_count), opts=child)
         return repository
-
-    def bucket_arn(self, role: str) -> pulumi.Output[str]:
-        return self.buckets[role].arn

@@ -8,15 +8,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.encryption import EncryptionKeys
+from components.encryption import KeyArns
 from components.iam import policy_document
 from components.log_groups import encrypted_log_group
-from components.network import Network
+from components.network import VpcNetwork
 from components.security_groups import peer_only_security_group
-from components.settings import PlatformSettings, StreamingSettings
-
-# MSK's port for SASL/IAM over TLS from inside the VPC; the only listener this cluster opens.
-KAFKA_IAM_PORT = 9098
+from components.settings import StackIdentity, StreamingSettings
+from contracts.ports import KAFKA_IAM as KAFKA_IAM_PORT  # the only listener this cluster opens
 
 
 def server_properties(config: StreamingSettings, brokers: int) -> str:
@@ -48,26 +46,28 @@ class Streaming(pulumi.ComponentResource):
     producer_policy: aws.iam.Policy
     consumer_policy: aws.iam.Policy
 
-    def __init__(self, name: str, settings: PlatformSettings, *, network: Network, keys: EncryptionKeys,
-                 clients: Sequence[pulumi.Input[str]], opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, settings: StreamingSettings, *, stack: StackIdentity, network: VpcNetwork,
+                 keys: KeyArns, clients: Sequence[pulumi.Input[str]],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:streaming:Streaming", name, None, opts)
-        config = settings.streaming
+        config = settings
         child = pulumi.ResourceOptions(parent=self)
-        self.broker_count = config.brokers_per_az * settings.network.az_count
-        self.cluster_name = settings.name("kafka")
+        # One broker group per AZ of the network.
+        self.broker_count = config.brokers_per_az * len(network.availability_zones)
+        self.cluster_name = stack.name("kafka")
 
         self.security_group, self.client_rules = peer_only_security_group(
-            f"{name}-brokers", rule_prefix=f"{name}-client", vpc_id=network.vpc.id,
-            group_name=settings.name("kafka-brokers"),
+            f"{name}-brokers", rule_prefix=f"{name}-client", vpc_id=network.vpc_id,
+            group_name=stack.name("kafka-brokers"),
             description="MSK brokers: Kafka SASL/IAM over TLS from the named client security groups only",
             port=KAFKA_IAM_PORT, clients=clients, rule_description="Kafka SASL/IAM over TLS from a platform client",
             parent=self)
 
         self.log_group = encrypted_log_group(
-            f"{name}-broker-logs", log_group_name=f"/aiinfra/{settings.stack}/msk/{self.cluster_name}",
-            retention_days=config.log_retention_days, kms_key_arn=keys.arn("logs"), parent=self)
+            f"{name}-broker-logs", log_group_name=f"/aiinfra/{stack.stack}/msk/{self.cluster_name}",
+            retention_days=config.log_retention_days, kms_key_arn=keys.logs, parent=self)
         self.configuration = aws.msk.Configuration(
-            f"{name}-config", name=settings.name("kafka-config"), kafka_versions=[config.kafka_version],
+            f"{name}-config", name=stack.name("kafka-config"), kafka_versions=[config.kafka_version],
             description="aiinfra broker defaults: explicit topics, replicated writes",
             server_properties=server_properties(config, self.broker_count), opts=child)
 
@@ -82,7 +82,7 @@ class Streaming(pulumi.ComponentResource):
                 "storage_info": {"ebs_storage_info": {"volume_size": config.volume_size_gb}},
             },
             encryption_info={
-                "encryption_at_rest_kms_key_arn": keys.arn("streaming"),
+                "encryption_at_rest_kms_key_arn": keys.streaming,
                 "encryption_in_transit": {"client_broker": "TLS", "in_cluster": True},
             },
             client_authentication={"sasl": {"iam": True}, "unauthenticated": False},
@@ -94,7 +94,7 @@ class Streaming(pulumi.ComponentResource):
             # Storage only grows through the autoscaling policy; don't fight it on the next update.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["brokerNodeGroupInfo.storageInfo.ebsStorageInfo.volumeSize"]))
         self._storage_autoscaling(name, config)
-        self._client_policies(name, settings, config)
+        self._client_policies(name, stack, config)
 
         self.bootstrap_brokers = self.cluster.bootstrap_brokers_sasl_iam
         self.register_outputs({
@@ -120,11 +120,11 @@ class Streaming(pulumi.ComponentResource):
                 "predefined_metric_specification": {"predefined_metric_type": "KafkaBrokerStorageUtilization"},
             }, opts=child)
 
-    def _client_policies(self, name: str, settings: PlatformSettings, config: StreamingSettings) -> None:
+    def _client_policies(self, name: str, stack: StackIdentity, config: StreamingSettings) -> None:
         """Managed policies workloads attach (IRSA roles, endpoint roles): this cluster and its topics only."""
         arn = self.cluster.arn
         topics = [kafka_resource_arn(arn, "topic", topic) for topic in config.topics]
-        groups = kafka_resource_arn(arn, "group", f"{settings.name('')}*")
+        groups = kafka_resource_arn(arn, "group", f"{stack.name('')}*")
         connect: dict[str, Any] = {"Sid": "Connect", "Effect": "Allow",
                                    "Action": ["kafka-cluster:Connect", "kafka-cluster:DescribeCluster"],
                                    "Resource": arn}
@@ -142,8 +142,8 @@ class Streaming(pulumi.ComponentResource):
         ])
         child = pulumi.ResourceOptions(parent=self)
         self.producer_policy = aws.iam.Policy(
-            f"{name}-producer", name=settings.name("kafka-producer"), policy=producer,
+            f"{name}-producer", name=stack.name("kafka-producer"), policy=producer,
             description=f"Produce to the {self.cluster_name} topics over IAM auth", opts=child)
         self.consumer_policy = aws.iam.Policy(
-            f"{name}-consumer", name=settings.name("kafka-consumer"), policy=consumer,
-            description=f"Consume the {self.cluster_name} topics in {settings.name('')}* groups", opts=child)
+            f"{name}-consumer", name=stack.name("kafka-consumer"), policy=consumer,
+            description=f"Consume the {self.cluster_name} topics in {stack.name('')}* groups", opts=child)

@@ -14,15 +14,13 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from components.cluster import Cluster
-from components.compute_settings import CHECKPOINTS, COMPILED, TRAINED
+from components.cluster import OidcIssuer, irsa_role
 from components.context import AccountContext
-from components.encryption import EncryptionKeys
-from components.feature_store import FeatureStore
+from components.encryption import KeyArns
 from components.iam import policy_document, service_assume_role_policy, vpc_interface_statements
-from components.network import Network
-from components.settings import PlatformSettings
-from components.storage import Storage
+from components.settings import StackIdentity
+from components.storage import BucketRef, StorageRefs
+from contracts.storage import CHECKPOINTS, COMPILED, TRAINED
 
 KEY_WRITE = ["kms:Decrypt", "kms:GenerateDataKey"]
 
@@ -41,11 +39,11 @@ SERVICE_ACCOUNTS: Mapping[str, ServiceAccountSpec] = {
 }
 
 
-def _objects(bucket: aws.s3.Bucket, prefix: str = "") -> pulumi.Output[str]:
+def _objects(bucket: BucketRef, prefix: str = "") -> pulumi.Output[str]:
     return pulumi.Output.concat(bucket.arn, "/", prefix, "*")
 
 
-def _list(bucket: aws.s3.Bucket, *prefixes: str) -> dict[str, Any]:
+def _list(bucket: BucketRef, *prefixes: str) -> dict[str, Any]:
     """ListBucket, limited to `prefixes` when given."""
     statement: dict[str, Any] = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket.arn}
     if prefixes:
@@ -53,7 +51,7 @@ def _list(bucket: aws.s3.Bucket, *prefixes: str) -> dict[str, Any]:
     return statement
 
 
-def data_statements(role: str, storage: Storage, keys: EncryptionKeys) -> list[dict[str, Any]]:
+def data_statements(role: str, storage: StorageRefs, keys: KeyArns) -> list[dict[str, Any]]:
     """The S3 and KMS statements for one workload role: nothing beyond its own prefixes and keys."""
     datasets, models = storage.buckets["datasets"], storage.buckets["models"]
     if role == "training":
@@ -65,8 +63,8 @@ def data_statements(role: str, storage: Storage, keys: EncryptionKeys) -> list[d
             {**_list(models, TRAINED), "Sid": "ListTrainedModels"},
             {"Sid": "WriteTrainedModels", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
              "Resource": _objects(models, TRAINED)},
-            {"Sid": "DataKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.arn("data")},
-            {"Sid": "ModelsKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.arn("models")},
+            {"Sid": "DataKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.data},
+            {"Sid": "ModelsKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.models},
         ]
     if role == "compilation":
         return [
@@ -75,27 +73,28 @@ def data_statements(role: str, storage: Storage, keys: EncryptionKeys) -> list[d
              "Resource": _objects(models, TRAINED)},
             {"Sid": "WriteCompiledModels", "Effect": "Allow", "Action": ["s3:PutObject", "s3:GetObject"],
              "Resource": _objects(models, COMPILED)},
-            {"Sid": "ModelsKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.arn("models")},
+            {"Sid": "ModelsKey", "Effect": "Allow", "Action": KEY_WRITE, "Resource": keys.models},
         ]
     if role == "serving":
         return [
             {**_list(models, COMPILED), "Sid": "ListCompiledModels"},
             {"Sid": "ReadCompiledModels", "Effect": "Allow", "Action": "s3:GetObject",
              "Resource": _objects(models, COMPILED)},
-            {"Sid": "ModelsKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": keys.arn("models")},
+            {"Sid": "ModelsKey", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": keys.models},
         ]
     raise KeyError(role)
 
 
-def feature_store_statements(feature_store: FeatureStore, keys: EncryptionKeys, region: str) -> list[dict[str, Any]]:
+def feature_store_statements(secret_arn: pulumi.Input[str], keys: KeyArns,
+                             ctx: AccountContext) -> list[dict[str, Any]]:
     """What the model server needs for the shared cache's AUTH token: that one secret, decrypted only through
     Secrets Manager (the secret is encrypted with the data key)."""
     return [
         {"Sid": "ReadFeatureStoreAuthSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-         "Resource": feature_store.secret.arn},
+         "Resource": secret_arn},
         {"Sid": "DecryptFeatureStoreAuthSecret", "Effect": "Allow", "Action": "kms:Decrypt",
-         "Resource": keys.arn("data"),
-         "Condition": {"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}}},
+         "Resource": keys.data,
+         "Condition": {"StringEquals": {"kms:ViaService": ctx.service_host("secretsmanager")}}},
     ]
 
 
@@ -106,49 +105,44 @@ class WorkloadIdentity(pulumi.ComponentResource):
     sagemaker_training_role: aws.iam.Role
     training_security_group: aws.ec2.SecurityGroup
 
-    def __init__(self, name: str, settings: PlatformSettings, *, cluster: Cluster, network: Network,
-                 storage: Storage, keys: EncryptionKeys, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(self, name: str, *, stack: StackIdentity, oidc: OidcIssuer, vpc_id: pulumi.Input[str],
+                 storage: StorageRefs, keys: KeyArns, feature_store_secret_arn: pulumi.Input[str],
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:workload_identity:WorkloadIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        ctx = AccountContext.lookup(stack.region, self)
         self.service_account_roles = {}
         policies: dict[str, aws.iam.Policy] = {}
         for role, spec in SERVICE_ACCOUNTS.items():
             policies[role] = aws.iam.Policy(
-                f"{name}-{role}-data", description=f"{settings.name(role)}: {spec.purpose}",
+                f"{name}-{role}-data", description=f"{stack.name(role)}: {spec.purpose}",
                 policy=policy_document(data_statements(role, storage, keys)), opts=child)
-            irsa = cluster.irsa_role(f"{name}-{role}", spec.namespace, spec.name,
-                                     description=f"{spec.namespace}/{spec.name}: {spec.purpose}", parent=self)
+            irsa = irsa_role(f"{name}-{role}", oidc, spec.namespace, spec.name,
+                             description=f"{spec.namespace}/{spec.name}: {spec.purpose}", parent=self)
             aws.iam.RolePolicyAttachment(f"{name}-{role}", role=irsa.name, policy_arn=policies[role].arn,
                                          opts=child)
             self.service_account_roles[role] = irsa
-        self._name = name
-        self._sagemaker_training(name, settings, network, storage, keys, policies["training"])
+        self._sagemaker_training(name, stack, ctx, vpc_id, storage, keys, policies["training"])
+        # The model servers use the feature store as their shared cache: their role may read its AUTH secret.
+        # A separate inline policy, so the data policy stays the same for every serving role.
+        self.serving_feature_store_policy = aws.iam.RolePolicy(
+            f"{name}-serving-feature-store", role=self.service_account_roles["serving"].id,
+            policy=policy_document(feature_store_statements(feature_store_secret_arn, keys, ctx)), opts=child)
         self.register_outputs({
             **{f"{role}ServiceAccountRoleArn": r.arn for role, r in self.service_account_roles.items()},
             "trainingRoleArn": self.sagemaker_training_role.arn,
             "trainingSecurityGroupId": self.training_security_group.id,
         })
 
-    def grant_feature_store(self, feature_store: FeatureStore, keys: EncryptionKeys,
-                            region: str) -> aws.iam.RolePolicy:
-        """Let the serving pods read the feature store's AUTH secret. A separate inline policy, added once the
-        feature store exists (it is built after this component), leaves the data policy as it is."""
-        self.serving_feature_store_policy = aws.iam.RolePolicy(
-            f"{self._name}-serving-feature-store", role=self.service_account_roles["serving"].id,
-            policy=policy_document(feature_store_statements(feature_store, keys, region)),
-            opts=pulumi.ResourceOptions(parent=self))
-        return self.serving_feature_store_policy
-
-    def _sagemaker_training(self, name: str, settings: PlatformSettings, network: Network, storage: Storage,
-                            keys: EncryptionKeys, data_policy: aws.iam.Policy) -> None:
+    def _sagemaker_training(self, name: str, stack: StackIdentity, ctx: AccountContext, vpc_id: pulumi.Input[str],
+                            storage: StorageRefs, keys: KeyArns, data_policy: aws.iam.Policy) -> None:
         """The role and group SageMaker training jobs run with: the same data access as the training pods,
         plus what SageMaker itself needs (image pull, logs, metrics, network interfaces in the VPC)."""
         child = pulumi.ResourceOptions(parent=self)
-        ctx = AccountContext.lookup(settings.region, self)
         role = aws.iam.Role(
             f"{name}-sagemaker-training", description="SageMaker training jobs (workloads.training.launch)",
             assume_role_policy=service_assume_role_policy(
-                "sagemaker.amazonaws.com", conditions={"StringEquals": {"aws:SourceAccount": ctx.account_id}}),
+                ctx.service_principal("sagemaker"), conditions={"StringEquals": {"aws:SourceAccount": ctx.account_id}}),
             opts=child)
         aws.iam.RolePolicyAttachment(f"{name}-sagemaker-training-data", role=role.name,
                                      policy_arn=data_policy.arn, opts=child)
@@ -167,15 +161,15 @@ class WorkloadIdentity(pulumi.ComponentResource):
                 {"Sid": "Metrics", "Effect": "Allow", "Action": "cloudwatch:PutMetricData", "Resource": "*",
                  "Condition": {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}},
                 *vpc_interface_statements("VpcInterfaces",
-                                          ctx.arn("ec2", pulumi.Output.concat("vpc/", network.vpc.id))),
+                                          ctx.arn("ec2", pulumi.Output.concat("vpc/", vpc_id))),
                 {"Sid": "EncryptedVolumes", "Effect": "Allow", "Action": "kms:CreateGrant",
-                 "Resource": [keys.arn("data"), keys.arn("models")],
+                 "Resource": [keys.data, keys.models],
                  "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
             ]), opts=child)
         self.sagemaker_training_role = role
-        group_name = settings.name("sagemaker-training")
+        group_name = stack.name("sagemaker-training")
         self.training_security_group = aws.ec2.SecurityGroup(
-            f"{name}-sagemaker-training", vpc_id=network.vpc.id, name=group_name,
+            f"{name}-sagemaker-training", vpc_id=vpc_id, name=group_name,
             description="SageMaker training instances: traffic between the job's own instances",
             tags={"Name": group_name}, opts=child)
         group = self.training_security_group

@@ -14,6 +14,7 @@ import dataclasses
 import difflib
 import ipaddress
 import json
+import re
 import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,8 +28,12 @@ class SettingsError(ValueError):
 
 
 def camel(name: str) -> str:
-    """`az_count` -> `azCount`: stack files follow Pulumi's camelCase convention."""
-    head, *rest = name.split("_")
+    """`az_count` -> `azCount`, `text-classifier` -> `textClassifier`: the one camelCase rule.
+
+    Stack file keys and stack output names follow Pulumi's camelCase convention; dataclass fields are
+    snake_case and resource names kebab-case.
+    """
+    head, *rest = name.replace("-", "_").split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
@@ -59,7 +64,11 @@ class Where:
 
 
 def field(default: Any = dataclasses.MISSING, *, doc: str = "", **checks: Any) -> Any:
-    """A settings field: `doc` explains it; `checks` are `min`, `max`, `choices` (validated when parsed).
+    """A settings field: `doc` explains it; `checks` are validated when parsed.
+
+    `min`, `max` (numbers; lengths of lists), `choices`; for strings `pattern` (a regular expression the whole
+    value must match) with `rule` (the message when it does not); for mappings `keys` and `values`, each a
+    dict of the same string checks applied to every key or value.
 
     Mapping defaults are copied per instance (read-only), so no two settings objects share one.
     """
@@ -152,8 +161,10 @@ def convert(tp: Any, value: Any, where: Where, meta: Mapping[str, Any] | None = 
         if not isinstance(value, Mapping):
             raise where.error("expected a mapping", value)
         _, val_tp = get_args(tp) or (str, Any)
+        for k in value:
+            _check_text(str(k), where.child(str(k)), meta.get("keys") or {}, shown=False)
         return types.MappingProxyType(
-            {str(k): convert(val_tp, v, where.child(str(k))) for k, v in value.items()}
+            {str(k): convert(val_tp, v, where.child(str(k)), meta.get("values")) for k, v in value.items()}
         )
     if tp is bool:
         if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -179,14 +190,34 @@ def convert(tp: Any, value: Any, where: Where, meta: Mapping[str, Any] | None = 
             raise where.error("expected a number", value)
         return _check_bounds(float(value), float(value), where, meta)
     if tp is str:
-        if not isinstance(value, str):
-            raise where.error("expected a string", value)
+        if not isinstance(value, str) or isinstance(_structure(value), (Mapping, list)):
+            # A top-level key given an object or list reaches the program as JSON text (Pulumi's convention).
+            raise where.error("expected a string", _structure(value))
         if "choices" in meta and value not in meta["choices"]:
             raise where.error("allowed: " + ", ".join(meta["choices"]), value)
-        return value
+        return _check_text(value, where, meta)
     if tp is Any:
         return value
     raise TypeError(f"settings type {tp!r} at {where.key} is not supported")
+
+
+def _structure(value: Any) -> Any:
+    """`value` itself, or the object or list it spells as JSON text."""
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _check_text(value: str, where: Where, meta: Mapping[str, Any], *, shown: bool = True) -> str:
+    """The string checks: a `pattern` the whole value must match, explained by `rule` when it does not."""
+    pattern = meta.get("pattern")
+    if pattern is not None and not re.fullmatch(pattern, value):
+        rule = meta.get("rule") or f"allowed: text matching {pattern}"
+        raise where.error(rule, value) if shown else where.error(rule)
+    return value
 
 
 def _check_bounds(result: Any, measure: float, where: Where, meta: Mapping[str, Any], what: str = "") -> Any:

@@ -27,7 +27,7 @@ def as_api_object(value: Any) -> Any:
 
 def cluster_version(graph: Any) -> str:
     """`cluster.version` from the stack's config (the settings default when the stack file leaves it out)."""
-    from components.compute_settings import ClusterSettings
+    from components.settings import ClusterSettings
 
     raw = graph.config.get("aiinfra:cluster") or "{}"
     return str((json.loads(raw) if isinstance(raw, str) else raw).get("version") or ClusterSettings().version)

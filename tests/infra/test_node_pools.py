@@ -31,14 +31,14 @@ TAINT = {"nvidia-gpu": {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_
 ACCELERATOR = {"nvidia-gpu": "nvidia", "trainium": "neuron", "inferentia": "neuron"}
 
 # Extra pools on prod: a Capacity Block of p5s (32 network cards), a trn1n pool pinned to the third AZ, and a
-# GPU pool whose pods may read instance metadata.
+# GPU pool with its own label and taint.
 EXTRA_POOLS = [
     {"name": "p5-block", "profile": "nvidia-gpu", "instanceTypes": ["p5.48xlarge"], "minSize": 0, "maxSize": 2,
      "capacityType": "capacity-block", "capacityReservationId": "cr-0123456789abcdef0", "diskSizeGib": 500},
     {"name": "train-n", "profile": "trainium", "instanceTypes": ["trn1n.32xlarge"], "minSize": 0, "maxSize": 2,
      "efaAvailabilityZone": 2},
     {"name": "gpu-agents", "profile": "nvidia-gpu", "instanceTypes": ["g5.xlarge"], "minSize": 0, "maxSize": 1,
-     "podInstanceMetadata": True, "labels": {"team": "vision"},
+     "labels": {"team": "vision"},
      "taints": [{"key": "dedicated", "value": "vision", "effect": "NoSchedule"}]},
 ]
 
@@ -85,11 +85,12 @@ def test_no_pool_carries_a_second_neuroncore_taint(stack_graph):
 
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_release_version_comes_from_the_profiles_ssm_parameter(stack_graph, stack):
-    # The mocks answer `<k8s version>.7-20251108` for the release_version parameter of the asked version.
+def test_node_groups_run_the_clusters_version_and_pin_an_ami_release(stack_graph, stack):
+    # Which SSM parameter each pool reads is checked on NodePools alone (test_components_alone), where the
+    # provider calls are recorded; here: every group follows the cluster's version and names a release.
     for group in node_groups(stack_graph(stack)).values():
         assert group.inputs["version"] == "1.33"
-        assert group.inputs["releaseVersion"] == "1.33.7-20251108"
+        assert group.inputs["releaseVersion"], group.name
 
 
 def test_ami_parameter_paths_name_the_accelerated_variant():
@@ -189,10 +190,10 @@ def test_efa_pool_is_pinned_to_the_az_it_names(extended):
     assert names == {"aiinfra-prod-train-cluster", "aiinfra-prod-train-n-cluster", "aiinfra-prod-p5-block-cluster"}
 
 
-def test_pod_metadata_access_raises_hop_limit_and_extras_add_to_profile(extended):
+def test_extra_labels_and_taints_add_to_the_profiles(extended):
     graph = extended
     group = node_groups(graph)["gpu-agents"]
-    assert launch_template(graph, group).inputs["metadataOptions"]["httpPutResponseHopLimit"] == 2
+    assert launch_template(graph, group).inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1
     assert group.inputs["labels"]["team"] == "vision"
     assert group.inputs["taints"] == [TAINT["nvidia-gpu"],
                                       {"key": "dedicated", "value": "vision", "effect": "NO_SCHEDULE"}]
@@ -275,6 +276,14 @@ def test_duplicate_pool_names_are_rejected(settings_error):
     pools = list(stack_pools("dev").values())
     message = settings_error({"aiinfra:nodePools": pools + [{**pools[3]}]})
     assert "aiinfra:nodePools[4].name = 'gpu': duplicate pool name (also nodePools[3])" in message
+
+
+def test_pod_instance_metadata_is_refused_naming_the_pool_and_the_policy(settings_error):
+    # A hop limit of 2 would hand every pod the node role's credentials; the mandatory imdsv2-hop-limit-1 policy
+    # forbids it, so the settings refuse it before anything renders.
+    message = settings_error({"aiinfra:nodePools": pools_with("dev", "gpu", {"podInstanceMetadata": True})})
+    assert "aiinfra:nodePools[3].podInstanceMetadata = true: pool 'gpu':" in message
+    assert "imdsv2-hop-limit-1" in message and "allowed: false" in message
 
 
 def test_a_cpu_pool_is_required_for_system_pods(settings_error):

@@ -15,23 +15,48 @@ def shipped(stack: str):
     return parse_settings(config.values, project=config.project, stack=stack, source=config.source)
 
 
-def test_environments_differ_by_data_only() -> None:
-    dev, staging, prod = shipped("dev"), shipped("staging"), shipped("prod")
-    assert (dev.network.az_count, staging.network.az_count, prod.network.az_count) == (2, 3, 3)
-    assert dev.network.nat_gateways == "single" and prod.network.nat_gateways == "per-az"
-    assert prod.encryption.deletion_window_days == 30
-    assert dev.storage.force_destroy is True and prod.storage.force_destroy is False
-    assert prod.tags == {"environment": "prod", "owner": "ml-platform", "cost-center": "ml-production",
-                         "managed-by": "pulumi", "project": "aiinfra"}
+# What each environment gets when its stack file leaves a key out (README's settings tables).
+ENV_DEFAULTS = {
+    "dev": {"az_count": 2, "nat_gateways": "single", "flow_log_retention_days": 30, "deletion_window_days": 7,
+            "force_destroy": True, "cluster_log_retention_days": 30, "deletion_protection": False,
+            "broker_instance_type": "kafka.t3.small", "cache_node_type": "cache.t4g.small", "replicas": 0},
+    "staging": {"az_count": 3, "nat_gateways": "single", "flow_log_retention_days": 90, "deletion_window_days": 30,
+                "force_destroy": False, "cluster_log_retention_days": 90, "deletion_protection": False,
+                "broker_instance_type": "kafka.m7g.large", "cache_node_type": "cache.t4g.medium", "replicas": 1},
+    "prod": {"az_count": 3, "nat_gateways": "per-az", "flow_log_retention_days": 365, "deletion_window_days": 30,
+             "force_destroy": False, "cluster_log_retention_days": 365, "deletion_protection": True,
+             "broker_instance_type": "kafka.m7g.large", "cache_node_type": "cache.r7g.large", "replicas": 2},
+}
+UNSET = {"aiinfra:network": None, "aiinfra:encryption": None, "aiinfra:storage": None, "aiinfra:streaming": None,
+         "aiinfra:featureStore": None,
+         "aiinfra:cluster": {"logRetentionDays": None, "deletionProtection": None, "endpointPublicAccess": None}}
 
 
-def test_unset_keys_take_the_environments_default(write_stack: Callable) -> None:
-    path = write_stack({"aiinfra:network": None, "aiinfra:encryption": None, "aiinfra:storage": None}, base="dev")
-    config = load_stack_config("dev", ROOT, path)
-    dev = parse_settings(config.values, project="aiinfra", stack="dev", source=config.source)
-    assert dev.network.az_count == 2 and dev.network.flow_log_retention_days == 30
-    assert dev.encryption.deletion_window_days == 7
-    assert dev.network.cidr == "10.0.0.0/16"
+@pytest.mark.parametrize("environment", sorted(ENV_DEFAULTS))
+def test_unset_keys_take_their_environments_default(write_stack: Callable, environment: str) -> None:
+    # The stack files are stripped of these keys, so only the code's per-environment defaults decide.
+    config = load_stack_config(environment, ROOT, write_stack(UNSET, base=environment))
+    settings = parse_settings(config.values, project="aiinfra", stack=environment, source=config.source)
+    chosen = {
+        "az_count": settings.network.az_count, "nat_gateways": settings.network.nat_gateways,
+        "flow_log_retention_days": settings.network.flow_log_retention_days,
+        "deletion_window_days": settings.encryption.deletion_window_days,
+        "force_destroy": settings.storage.force_destroy,
+        "cluster_log_retention_days": settings.cluster.log_retention_days,
+        "deletion_protection": settings.cluster.deletion_protection,
+        "broker_instance_type": settings.streaming.broker_instance_type,
+        "cache_node_type": settings.feature_store.node_type, "replicas": settings.feature_store.replicas,
+    }
+    assert chosen == ENV_DEFAULTS[environment]
+    assert settings.network.cidr == "10.0.0.0/16"
+
+
+def test_tags_come_from_the_settings_and_the_stack_identity() -> None:
+    for stack in ("dev", "staging", "prod"):
+        settings = shipped(stack)
+        assert settings.tags == {"environment": stack, "owner": settings.owner, "cost-center": settings.cost_center,
+                                 "managed-by": "pulumi", "project": "aiinfra", **settings.extra_tags}
+        assert settings.identity.name("vpc") == f"aiinfra-{stack}-vpc"
 
 
 def test_subnets_are_carved_without_overlap() -> None:
@@ -87,6 +112,19 @@ BAD_CONFIG = [
     pytest.param({"aws:region": None}, "dev", "aws:region: is required", id="missing-region"),
     pytest.param({"aiinfra:extraTags": {"owner": "someone-else"}}, "dev",
                  "aiinfra:extraTags: 'owner' is set from settings and cannot be overridden", id="reserved-tag"),
+    pytest.param({"aiinfra:owner": {"nested": ["x"]}}, "dev",
+                 'aiinfra:owner = {"nested": ["x"]}: expected a string', id="owner-not-a-string"),
+    pytest.param({"aiinfra:costCenter": "ml research!"}, "dev",
+                 "aiinfra:costCenter = 'ml research!': not a valid AWS tag value", id="cost-center-bad-chars"),
+    pytest.param({"aiinfra:owner": "x" * 257}, "dev", "not a valid AWS tag value; allowed: up to 256",
+                 id="owner-too-long"),
+    pytest.param({"aiinfra:extraTags": {"team": {"nested": 1}}}, "dev",
+                 'aiinfra:extraTags.team = {"nested": 1}: expected a string', id="tag-value-not-a-string"),
+    pytest.param({"aiinfra:extraTags": {"aws:team": "vision"}}, "dev",
+                 "aiinfra:extraTags.aws:team: not a valid AWS tag key", id="tag-key-reserved-prefix"),
+    pytest.param({"aiinfra:extraTags": {"k" * 129: "v"}}, "dev", "not a valid AWS tag key", id="tag-key-too-long"),
+    pytest.param({"aiinfra:cluster": {"logRetentionDays": 45}}, "dev",
+                 "aiinfra:cluster.logRetentionDays = 45: allowed: 1, 3, 5, 7, 14, 30", id="cluster-log-retention"),
     pytest.param({"aiinfra:network": "not-a-mapping"}, "dev",
                  "aiinfra:network = 'not-a-mapping': expected a mapping of keys", id="section-not-mapping"),
 ]
@@ -101,7 +139,15 @@ def test_bad_config_is_one_line_naming_file_and_key(settings_error: Callable, ov
 
 
 def test_secret_config_becomes_a_marked_placeholder(write_stack: Callable) -> None:
-    path = write_stack({"aiinfra:extraTags": {"ticket": {"secure": "AAABAKxyz"}}}, base="dev")
+    path = write_stack({"aiinfra:extraTags": {"ticket": {"secure": "AAABAKxyz"}}, "aiinfra:x": {"secure": "AAAB"}},
+                       base="dev")
     config = load_stack_config("dev", ROOT, path)
-    settings = parse_settings(config.values, project="aiinfra", stack="dev", source=config.source)
-    assert settings.extra_tags["ticket"].startswith("[secret:")
+    assert config.values["aiinfra:x"].startswith("[secret:aiinfra:x - ")
+    assert "aiinfra:x" in config.secret_keys
+    assert "[secret:(nested)" in config.values["aiinfra:extraTags"]
+
+
+def test_a_secret_is_never_a_tag_value(settings_error: Callable) -> None:
+    # Tags are readable by anyone who can describe the resource; a secret there is refused like any bad value.
+    message = settings_error({"aiinfra:extraTags": {"ticket": {"secure": "AAABAKxyz"}}})
+    assert "aiinfra:extraTags.ticket = '[secret:" in message and "not a valid AWS tag value" in message

@@ -14,7 +14,8 @@ import hashlib
 import tarfile
 from pathlib import Path
 
-from contracts.storage import MODEL_ARCHIVE, POINTER_VERSION
+from contracts.storage import POINTER_VERSION
+from contracts.storage import RUN_ARCHIVE as MODEL_ARCHIVE
 from workloads.common import s3
 from workloads.common.cli import UsageError
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from contracts.storage import MODEL_ARCHIVE
+from contracts.storage import RUN_ARCHIVE
 from workloads.common.cli import UsageError
 from workloads.common.s3 import is_s3, parse_uri
 
@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     remote.add_argument("--checkpoint-s3-uri", help="mirror checkpoints here as they are written; resume from the "
                         "newest complete one at start")
     remote.add_argument("--checkpoint-kms-key-id", help="SSE-KMS key for the checkpoint objects")
-    remote.add_argument("--output-s3-uri", help=f"run prefix: the model goes to <it>{MODEL_ARCHIVE}")
+    remote.add_argument("--output-s3-uri", help=f"run prefix: the model goes to <it>{RUN_ARCHIVE}")
     remote.add_argument("--output-kms-key-id", help="SSE-KMS key for the model archive and the pointer")
     remote.add_argument("--pointer-s3-uri", help="after the model, write a pointer manifest naming it here")
     hps = parser.add_argument_group("hyperparameters (flags override SM_HPS and hyperparameters.json)")

@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from contracts.storage import COMPLETE_FILE, MODEL_ARCHIVE, POINTER_VERSION
+from contracts.storage import CHECKPOINT_COMPLETE_FILE as COMPLETE_FILE
+from contracts.storage import POINTER_VERSION, RUN_ARCHIVE
 from workloads.common import s3
 from workloads.training.checkpoint import _sha256 as file_sha256
 
@@ -74,7 +75,7 @@ def publish_model(model_dir: Path, output_uri: str, kms_key: str, pointer_uri: s
     with tarfile.open(archive, "w:gz") as tar:
         for file in sorted(p for p in model_dir.iterdir() if p.is_file() and not p.name.startswith(".")):
             tar.add(file, arcname=file.name)
-    model_uri = f"s3://{bucket}/{prefix}{MODEL_ARCHIVE}"
+    model_uri = f"s3://{bucket}/{prefix}{RUN_ARCHIVE}"
     try:
         s3.upload_file(archive, model_uri, kms_key)
         document = {"version": POINTER_VERSION, "run": prefix.rstrip("/").rsplit("/", 1)[-1], "model": model_uri,
