@@ -11,8 +11,8 @@ Each server is driven by a lean closed-loop load generator (raw asyncio HTTP/1.1
 in flight per connection) at each concurrency level; one request carries one sentence. The load generator's
 own CPU time and the server's are reported, because on a small machine they compete for the same cores.
 
-    python bench/serve.py [--concurrency 1 8 32] [--rounds 2] [--duration 5] [--torch-threads 1] [--json out.json]
-    python bench/serve.py naive-server --model-dir DIR --port N --torch-threads T   (used internally)
+    python bench/serve.py [--concurrency 1 8 32] [--rounds 2] [--duration 5] [--model-threads 1] [--json out.json]
+    python bench/serve.py naive-server --model-dir DIR --port N --model-threads T   (used internally)
     python bench/serve.py noop-server <server flags>   (used internally: the server with an instant model)
 """
 
@@ -356,7 +356,7 @@ def main() -> None:
         p.add_argument("cmd")
         p.add_argument("--model-dir", required=True)
         p.add_argument("--port", type=int, required=True)
-        p.add_argument("--torch-threads", type=int, required=True)
+        p.add_argument("--model-threads", type=int, required=True)
         a = p.parse_args()
         naive_server(a.model_dir, a.port, a.torch_threads)
         return
@@ -372,7 +372,7 @@ def main() -> None:
     p.add_argument("--duration", type=float, default=5.0, help="measured seconds per level and round")
     p.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each level")
     p.add_argument("--rounds", type=int, default=2, help="interleaved rounds of limit, server and baseline")
-    p.add_argument("--torch-threads", type=int, default=1,
+    p.add_argument("--model-threads", type=int, default=1,
                    help="torch intra-op threads, the same for the limit, the naive baseline and the server")
     p.add_argument("--max-batch-size", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=2.0)
@@ -389,12 +389,12 @@ def main() -> None:
 
     logs = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     commands = {"server": [sys.executable, "-m", "workloads.serving", "--model-dir", a.model_dir,
-                           "--host", "127.0.0.1", "--cache-size", "0", "--torch-threads", str(a.torch_threads),
+                           "--host", "127.0.0.1", "--cache-size", "0", "--model-threads", str(a.torch_threads),
                            "--max-batch-size", str(a.max_batch_size), "--max-wait-ms", str(a.max_wait_ms),
                            "--max-queue", "1024", *a.server_args.split()]}
     if not a.skip_naive:
         commands["naive"] = [sys.executable, str(Path(__file__).resolve()), "naive-server",
-                             "--model-dir", a.model_dir, "--torch-threads", str(a.torch_threads)]
+                             "--model-dir", a.model_dir, "--model-threads", str(a.torch_threads)]
     procs: dict[str, tuple[subprocess.Popen, int]] = {}
     try:
         for name, cmd in commands.items():  # both stay up; an idle server costs no CPU
