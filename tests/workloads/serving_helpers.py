@@ -168,6 +168,13 @@ class SlowPredictor:
         self.info = inner.info
         self.delay_s = delay_s
         self.batches: list[int] = []
+        self.clones: list["SlowPredictor"] = []
+
+    def clone(self) -> "SlowPredictor":
+        """Another worker's copy (its own batch record), remembered so a test can slow it down too."""
+        twin = type(self)(self.inner, self.delay_s)
+        self.clones.append(twin)
+        return twin
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         self.batches.append(len(texts))

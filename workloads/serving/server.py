@@ -137,7 +137,7 @@ async def serve(config: ServerConfig, *, predictor: Predictor | None = None,
     site = web.TCPSite(runner, config.host, config.port, backlog=1024, reuse_port=config.reuse_port or None)
     await site.start()
     port = next((a[1] for a in runner.addresses if isinstance(a, tuple)), config.port)
-    setup_tracing(config.otlp_endpoint)
+    exporting = setup_tracing(config.otlp_endpoint) if config.otlp_endpoint else False
     log.info("listening", extra={"event": "listening", "host": config.host, "port": port,
                                  "model": config.model_name, "tracing": config.otlp_endpoint or "ids only"})
 
@@ -190,7 +190,8 @@ async def serve(config: ServerConfig, *, predictor: Predictor | None = None,
     await runner.cleanup()  # stops listening, then waits (up to the grace period) for in-flight requests
     if state.service is not None:
         await state.service.close(timeout_s=max(1.0, config.shutdown_grace_s - (time.monotonic() - shutdown_started)))
-    shutdown_tracing()
+    if exporting:
+        shutdown_tracing()  # flushes the spans still batched for export
     log.info("stopped", extra={"event": "stopped", "shutdown_s": round(time.monotonic() - shutdown_started, 3)})
     return code
 
