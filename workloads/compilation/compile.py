@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m workloads.compilation",
         description="Compile a Hugging Face encoder (classifier or sentence encoder) to a TorchScript artifact "
-                    "for Neuron (Inferentia/Trainium), CPU or CUDA, or to ONNX for ONNX Runtime; check it against the eager model; write "
+                    "for Neuron (Inferentia/Trainium), CPU or CUDA, or to ONNX for ONNX Runtime; check it against "
+                    "the eager model; write "
                     "model.pt, the tokenizer and manifest.json to --out; optionally upload to S3 with SSE-KMS. "
                     "Exit codes: 0 published, 1 refused (numeric drift), 2 bad input.",
     )

@@ -1,8 +1,9 @@
 """The compiled-artifact manifest: the one contract between compilation (writer) and serving (reader).
 
 `<out>/manifest.json` sits beside the artifact (`model.pt`, or `model.onnx` for `--target onnx`) and the
-tokenizer files. It says what the artifact expects (names, shapes, dtypes, batch and sequence length), what it returns, how it was built, and whether it
-passed the numeric check against the eager model, so the server can refuse an artifact it cannot serve.
+tokenizer files. It says what the artifact expects (names, shapes, dtypes, batch and sequence length), what it
+returns, how it was built, and whether it passed the numeric check against the eager model, so the server can
+refuse an artifact it cannot serve.
 """
 
 from __future__ import annotations

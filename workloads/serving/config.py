@@ -68,7 +68,8 @@ class ServerConfig(Section):
     redis_ttl_s: int = field(3600, min=1, flag="--redis-ttl", doc="seconds a shared cache entry lives")
     redis_timeout_ms: float = field(50.0, min=0.001, doc="per-call Redis timeout; a slower Redis counts as failed")
     breaker_failures: int = field(3, min=1, doc="consecutive Redis failures that open its circuit breaker")
-    breaker_reset_s: float = field(2.0, min=0.001, flag="--breaker-reset", doc="seconds an open breaker waits before one probe call")
+    breaker_reset_s: float = field(2.0, min=0.001, flag="--breaker-reset",
+                                   doc="seconds an open breaker waits before one probe call")
     api_keys_file: str | None = field(None, doc="require an API key (Authorization: Bearer <key> or X-Api-Key) on "
                                       "the v2 and metrics routes; one key per line in this file")
     api_keys_secret_arn: str | None = field(None, doc="as --api-keys-file, the keys read from this Secrets Manager "

@@ -192,8 +192,9 @@ def resolve_device(requested: str, target: str | None, model_dir: Path) -> str:
             requested = "cuda" if _cuda_available(onnx) else "cpu"
     if requested == "neuron":
         if target not in NEURON_TARGETS:
+            what = f"a {target} artifact" if target else "a Hugging Face model"
             raise ModelLoadError(f"{model_dir}: device neuron serves an artifact compiled for inferentia or "
-                                 f"trainium; this is {'a ' + target + ' artifact' if target else 'a Hugging Face model'}")
+                                 f"trainium; this is {what}")
         try:
             import torch_neuronx  # noqa: F401  (importing it registers the Neuron ops TorchScript needs)
         except ImportError:
