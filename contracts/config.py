@@ -16,8 +16,9 @@ import ipaddress
 import json
 import re
 import types
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 T = TypeVar("T")
@@ -55,7 +56,7 @@ class Where:
         if isinstance(part, int):
             suffix = f"[{part}]"
         else:
-            suffix = part if self.key.endswith(":") else f".{part}"
+            suffix = part if not self.key or self.key.endswith(":") else f".{part}"
         return dataclasses.replace(self, key=self.key + suffix)
 
     def error(self, problem: str, value: Any = dataclasses.MISSING) -> SettingsError:
@@ -91,8 +92,11 @@ class Section:
         """Cross-field validation; raise `where.child(key).error(...)` on a bad combination."""
 
 
-def parse(cls: type[T], raw: Any, where: Where) -> T:
-    """Parse `raw` (a mapping, or a JSON string as Pulumi passes objects) into the dataclass `cls`."""
+def parse(cls: type[T], raw: Any, where: Where, *, key: Callable[[str], str] = camel) -> T:
+    """Parse `raw` (a mapping, or a JSON string as Pulumi passes objects) into the dataclass `cls`.
+
+    `key` names a field in `raw` and in errors: camelCase for stack files; a command line passes its flag names.
+    """
     raw = _decode_json(raw, where)
     if raw is None:
         raw = {}
@@ -100,18 +104,18 @@ def parse(cls: type[T], raw: Any, where: Where) -> T:
         raise where.error(f"expected a mapping of keys for {cls.__name__}", raw)
     hints = get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    by_key = {camel(name): name for name in fields}
-    for key in raw:
-        if key not in by_key:
-            raise where.child(str(key)).error(unknown_key_hint(str(key), by_key))
+    by_key = {key(name): name for name in fields}
+    for given in raw:
+        if given not in by_key:
+            raise where.child(str(given)).error(unknown_key_hint(str(given), by_key))
     env_defaults = getattr(cls, "ENV_DEFAULTS", {}).get(where.environment, {})
     values: dict[str, Any] = {}
-    for key, name in by_key.items():
+    for name_key, name in by_key.items():
         f = fields[name]
-        if key in raw:
-            values[name] = convert(hints[name], raw[key], where.child(key), f.metadata)
+        if name_key in raw:
+            values[name] = convert(hints[name], raw[name_key], where.child(name_key), f.metadata)
         elif dataclasses.is_dataclass(hints[name]):
-            values[name] = parse(hints[name], {}, where.child(key))  # its own per-environment defaults
+            values[name] = parse(hints[name], {}, where.child(name_key))  # its own per-environment defaults
         elif name in env_defaults:
             values[name] = env_defaults[name]
         elif f.default is not dataclasses.MISSING:
@@ -119,7 +123,7 @@ def parse(cls: type[T], raw: Any, where: Where) -> T:
         elif f.default_factory is not dataclasses.MISSING:
             values[name] = f.default_factory()
         else:
-            raise where.child(key).error("is required" + _doc_suffix(f.metadata))
+            raise where.child(name_key).error("is required" + _doc_suffix(f.metadata))
     obj = cls(**values)
     if isinstance(obj, Section):
         obj.check(where)
@@ -196,6 +200,10 @@ def convert(tp: Any, value: Any, where: Where, meta: Mapping[str, Any] | None = 
         if "choices" in meta and value not in meta["choices"]:
             raise where.error("allowed: " + ", ".join(meta["choices"]), value)
         return _check_text(value, where, meta)
+    if tp is Path:
+        if not isinstance(value, (str, Path)) or not str(value):
+            raise where.error("expected a path", value)
+        return Path(value)
     if tp is Any:
         return value
     raise TypeError(f"settings type {tp!r} at {where.key} is not supported")

@@ -40,14 +40,12 @@ def workload_strings() -> set[str]:
 
 
 def serving_options() -> set[str]:
-    """SERVING_<OPTION> for every option the model server's parser declares (each reads that variable)."""
-    tree = ast.parse((WORKLOADS / "serving" / "config.py").read_text(encoding="utf-8"))
-    names = set()
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "env" and node.args
-                and isinstance(node.args[0], ast.Constant)):
-            names.add(env.SERVING_PREFIX + str(node.args[0].value).upper())
-    return names
+    """SERVING_<OPTION> for every field of the model server's config (each option reads that variable)."""
+    import dataclasses
+
+    from workloads.serving.config import ServerConfig, env_of
+
+    return {env_of(f) for f in dataclasses.fields(ServerConfig)}
 
 
 def containers(graph: Any) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -121,10 +119,9 @@ def test_the_workloads_spell_the_shared_names_as_the_contracts_do() -> None:
     assert _assigned(WORKLOADS / "compilation" / "manifest.py", "MANIFEST_FILE") == storage.MANIFEST_FILE
     assert _assigned(WORKLOADS / "training" / "checkpoint.py", "COMPLETE_FILE") == storage.CHECKPOINT_COMPLETE_FILE
     assert _assigned(WORKLOADS / "training" / "entry.py", "MASTER_PORT") == str(ports.TORCHRUN)
-    defaults = {n.target.id: n.value.value for n in ast.walk(ast.parse(
-        (WORKLOADS / "serving" / "config.py").read_text())) if isinstance(n, ast.AnnAssign)
-        and isinstance(n.target, ast.Name) and isinstance(n.value, ast.Constant)}
-    assert defaults["port"] == ports.MODEL_SERVER
+    from workloads.serving.config import ServerConfig
+
+    assert ServerConfig.__dataclass_fields__["port"].default == ports.MODEL_SERVER
     launch = (WORKLOADS / "training" / "launch.py").read_text(encoding="utf-8")
     # The launcher's fallbacks when a stack has no checkpointS3Uri output or no --output-s3-uri.
     assert f"}}/{storage.CHECKPOINTS}\"" in launch and f"}}/{storage.TRAINED}\"" in launch

@@ -28,6 +28,15 @@ WORDS = ("good", "great", "excellent", "wonderful", "happy", "love", "best", "ni
          "place", "service", "was", "is", "really", "very", "this", "that", "it", "quite", "show", "book")
 
 
+def needs_binary(name: str):
+    """Skip a test when the `name` command is missing, except in CI (CI set): there a missing test dependency
+    must fail the run, so the test runs and fails where it starts the command."""
+    import pytest
+
+    missing = shutil.which(name) is None and not os.environ.get("CI")
+    return pytest.mark.skipif(missing, reason=f"{name} not installed (scripts/test.sh installs it; CI fails instead)")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -159,6 +168,13 @@ class SlowPredictor:
         self.info = inner.info
         self.delay_s = delay_s
         self.batches: list[int] = []
+        self.clones: list["SlowPredictor"] = []
+
+    def clone(self) -> "SlowPredictor":
+        """Another worker's copy (its own batch record), remembered so a test can slow it down too."""
+        twin = type(self)(self.inner, self.delay_s)
+        self.clones.append(twin)
+        return twin
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
         self.batches.append(len(texts))
@@ -188,11 +204,12 @@ def make_tls_files(directory: Path) -> dict[str, Path]:
 class RedisServer:
     """A real `redis-server` on a free port with persistence off; optional password and TLS-only listener."""
 
-    def __init__(self, password: str | None = None, tls: dict[str, Path] | None = None) -> None:
+    def __init__(self, password: str | None = None, tls: dict[str, Path] | None = None,
+                 port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server")
-        self.port = free_port()
+        self.port = port or free_port()
         self.password = password
         self.tls = tls
         cmd = [binary, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]

@@ -105,7 +105,7 @@ def test_drift_beyond_tolerance_is_refused_and_nothing_is_written(tiny_bert_dir,
 @pytest.mark.parametrize(("extra", "message"), [
     (["--seq-len", "4096"], "--seq-len 4096 exceeds the model's max_position_embeddings (128) in "),
     (["--batch-size", "0"], "--batch-size must be at least 1, got 0"),
-    (["--quantize", "--target", "inferentia"], "--quantize is only for --target cpu, not inferentia"),
+    (["--quantize", "--target", "inferentia"], "--quantize is only for --target cpu or onnx, not inferentia"),
     (["--upload", "s3://bucket/p"], "--upload needs --kms-key-id"),
     (["--upload", "bucket/p", "--kms-key-id", "k"], "--upload 'bucket/p': expected s3://bucket/prefix"),
     (["--task", "classification", "--model-dir", "{encoder}"],

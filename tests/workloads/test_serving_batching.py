@@ -4,6 +4,7 @@ slowed down per batch so that queues, batches and timeouts are observable and de
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -174,3 +175,55 @@ def test_a_lone_request_does_not_wait_for_a_batch_to_fill(tiny_bert_encoder_dir:
         elapsed = time.monotonic() - t0
     assert status == 200 and elapsed < 0.5, elapsed
     np.testing.assert_allclose(body["outputs"][0], encoder.predict(["the food was nice"])[0], atol=1e-4)
+
+
+class _BreaksTheLoop(SlowPredictor):
+    """Answers warm-up, then returns something that is not rows: the batch loop fails outside predict's try."""
+
+    broken = False
+
+    def predict(self, texts):
+        if self.broken:
+            time.sleep(self.delay_s)
+            return None
+        return super().predict(texts)
+
+
+def test_a_failing_batch_loop_fails_every_queued_request_and_turns_not_ready(tiny_bert_encoder_dir: Path,
+                                                                             encoder) -> None:
+    broken = _BreaksTheLoop(encoder, delay_s=0.0)
+    with ThreadServer(_config(tiny_bert_encoder_dir, max_batch_size=2, request_timeout_s=20), broken) as srv:
+        broken.broken, broken.delay_s = True, 0.2
+        started = time.monotonic()
+        results = asyncio.run(_post_all(srv.port, [{"inputs": [t]} for t in distinct_texts(6, seed=12)]))
+        elapsed = time.monotonic() - started
+        ping = request(srv.port, "GET", "/ping")
+        live = request(srv.port, "GET", "/v2/health/live")
+        after = asyncio.run(_post_all(srv.port, [{"inputs": ["good"]}]))
+        metrics = request(srv.port, "GET", "/metrics")[2].decode()
+    assert elapsed < 10, "no request may wait for its deadline"
+    for status, _, body in results + after:
+        assert status == 503 and body["kind"] == "batcher_failed", body
+        assert "the batcher failed" in body["error"]
+    assert "TypeError" in after[0][2]["error"]
+    assert ping[0] == 503 and json.loads(ping[2])["kind"] == "batcher_failed"
+    assert live[0] == 503 and json.loads(live[2])["live"] is False
+    assert metric_value(metrics, "serving_ready") == 0
+
+
+def test_several_workers_compute_batches_at_once(tiny_bert_encoder_dir: Path, encoder) -> None:
+    """Two workers, each batch sleeping 0.3 s without the GIL: both take batches from the one queue."""
+    first = SlowPredictor(encoder, 0.0)
+    config = _config(tiny_bert_encoder_dir, max_batch_size=2, max_wait_ms=50, workers=2)
+    with ThreadServer(config, first) as srv:
+        workers = [first, *first.clones]
+        assert len(workers) == 2
+        for w in workers:
+            w.delay_s, w.batches[:] = 0.3, []
+        texts = distinct_texts(8, seed=13)
+        results = asyncio.run(_post_all(srv.port, [{"inputs": [t]} for t in texts]))
+    assert all(status == 200 for status, _, _ in results)
+    np.testing.assert_allclose(np.array([b["outputs"][0] for _, _, b in results]), expected_rows(encoder, texts),
+                               atol=1e-4)
+    assert all(w.batches for w in workers), "both workers ran batches"
+    assert sum(map(sum, (w.batches for w in workers))) == 8

@@ -4,20 +4,18 @@ Redis that is down, which must cost a warning and a metric, never a failed reque
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from serving_helpers import (RedisServer, SlowPredictor, ThreadServer, distinct_texts, free_port, make_tls_files,
-                             metric_value, post_json, request)
+                             metric_value, needs_binary, post_json, request)
 
 from workloads.serving.config import ServerConfig
 from workloads.serving.model import load_predictor
 
-needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                 reason="redis-server binary not installed (scripts/test.sh installs it)")
+needs_redis = needs_binary("redis-server")
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +93,7 @@ def test_redis_is_shared_across_replicas_with_a_ttl(tiny_bert_encoder_dir: Path,
 
 
 @needs_redis
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl command not installed (needed to make certs)")
+@needs_binary("openssl")
 def test_redis_over_tls_with_auth_token(tiny_bert_encoder_dir: Path, encoder, tmp_path: Path) -> None:
     tls = make_tls_files(tmp_path / "tls")
     redis = RedisServer(password="tls-token", tls=tls)

@@ -28,7 +28,7 @@ def server(tiny_bert_encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
     log = tmp_path_factory.mktemp("server") / "server.log"
     proc = ServerProcess(["--model-dir", str(tiny_bert_encoder_dir), "--model-name", MODEL,
                           "--max-batch-size", "16", "--max-wait-ms", "5", "--max-inputs", str(MAX_INPUTS),
-                          "--torch-threads", "1"], log)
+                          "--model-threads", "1"], log)
     yield proc
     proc.kill()
 
@@ -176,7 +176,7 @@ BAD_INVOCATIONS = [
     ("wrong-type", b'{"inputs": 5}', "application/json", 400, "inputs", "a string or a list of strings"),
     ("wrong-element", b'{"inputs": ["a", 3]}', "application/json", 400, "inputs[1]", "must be a string"),
     ("empty-list", b'{"inputs": []}', "application/json", 400, "inputs", "empty list"),
-    ("too-many", json.dumps({"inputs": ["a"] * (MAX_INPUTS + 1)}).encode(), "application/json", 400, "inputs",
+    ("too-many", json.dumps({"inputs": ["a"] * (MAX_INPUTS + 1)}).encode(), "application/json", 413, "inputs",
      f"at most {MAX_INPUTS}"),
     ("wrong-content-type", b'{"inputs": ["a"]}', "text/plain", 415, "Content-Type", "send application/json"),
     ("empty-body", b"", "application/json", 400, "body", "empty"),

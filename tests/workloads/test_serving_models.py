@@ -156,16 +156,25 @@ def test_config_defaults_and_sagemaker_port() -> None:
 
 
 @pytest.mark.parametrize("argv,env,message", [
-    (["--max-batch-size", "0"], {}, "must be a positive integer"),
-    ([], {"SERVING_MAX_QUEUE": "lots"}, "invalid _positive_int value"),
-    ([], {"SAGEMAKER_BIND_TO_PORT": "http"}, "SAGEMAKER_BIND_TO_PORT must be a port number"),
+    (["--max-batch-size", "0"], {}, "--max-batch-size = 0: out of range; allowed: at least 1"),
+    ([], {"SERVING_MAX_QUEUE": "lots"}, "SERVING_MAX_QUEUE = 'lots': expected a whole number"),
+    ([], {"SAGEMAKER_BIND_TO_PORT": "http"}, "SAGEMAKER_BIND_TO_PORT = 'http': expected a whole number"),
+    ([], {"SAGEMAKER_BIND_TO_PORT": "70000"}, "SAGEMAKER_BIND_TO_PORT = 70000: out of range; allowed: 0..65535"),
+    ([], {"SERVING_DEVICE": "gpu"}, "SERVING_DEVICE = 'gpu': allowed: auto, cpu, cuda, neuron"),
+    ([], {"SERVING_REDIS_TLS": "maybe"}, "SERVING_REDIS_TLS = 'maybe': expected true or false"),
+    (["--request-timeout", "0"], {}, "--request-timeout = 0.0: out of range; allowed: at least 0.001"),
     (["--redis-url", "cache.internal:6379"], {}, "--redis-url must start with redis://"),
+    (["--rate-limit-burst", "4"], {}, "--rate-limit-burst needs --rate-limit-rps"),
+    (["--otlp-endpoint", "collector:4317"], {}, "--otlp-endpoint must be an http:// or https:// URL"),
+    (["--api-keys-file", "/nonexistent/keys"], {}, "--api-keys-file: /nonexistent/keys is not a file"),
 ])
 def test_config_rejects_bad_values_naming_them(argv: list[str], env: dict[str, str], message: str,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         parse_config(argv, environ=env)
-    assert message in capsys.readouterr().err
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
 
 
 def test_server_exits_1_when_the_model_cannot_load(tmp_path: Path) -> None:

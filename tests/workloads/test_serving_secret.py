@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from pathlib import Path
 
 import boto3
 import numpy as np
 import pytest
-from serving_helpers import RedisServer, SlowPredictor, ThreadServer, metric_value, post_json, request
+from serving_helpers import (RedisServer, SlowPredictor, ThreadServer, metric_value, needs_binary, post_json,
+                             request)
 
 from workloads.serving.config import ServerConfig, parse_config
 from workloads.serving.model import load_predictor
 from workloads.serving.secrets import SecretError, SecretsManagerToken, secret_region, token_from_secret
 
-needs_redis = pytest.mark.skipif(shutil.which("redis-server") is None,
-                                 reason="redis-server binary not installed (scripts/test.sh installs it)")
+needs_redis = needs_binary("redis-server")
 ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:aiinfra/prod/feature-store/auth-AbCdEf"
 
 

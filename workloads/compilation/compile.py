@@ -18,6 +18,8 @@ from workloads.common.model_dir import check_model_dir, model_sha256, offline
 from workloads.compilation.backends import (AUTO_CAST, AUTO_CAST_TYPES, NEURON_TARGETS, OPT_LEVELS, NeuronOptions,
                                             compile_neuron, compile_portable, import_neuronx)
 from workloads.compilation.manifest import TARGETS
+from workloads.compilation.onnx_export import ARTIFACT as ONNX_ARTIFACT
+from workloads.compilation.onnx_export import export_onnx, import_onnxruntime
 
 EXIT_DRIFT = 1
 TRACE_TEXT = "compiled once with this example sentence"
@@ -31,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m workloads.compilation",
         description="Compile a Hugging Face encoder (classifier or sentence encoder) to a TorchScript artifact "
-                    "for Neuron (Inferentia/Trainium), CPU or CUDA; check it against the eager model; write "
+                    "for Neuron (Inferentia/Trainium), CPU or CUDA, or to ONNX for ONNX Runtime; check it against "
+                    "the eager model; write "
                     "model.pt, the tokenizer and manifest.json to --out; optionally upload to S3 with SSE-KMS. "
                     "Exit codes: 0 published, 1 refused (numeric drift), 2 bad input.",
     )
@@ -59,7 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     neuron.add_argument("--optlevel", type=int, choices=OPT_LEVELS, default=2, help="neuronx-cc --optlevel")
     neuron.add_argument("--no-dynamic-batch", dest="dynamic_batch", action="store_false",
                         help="do not wrap in torch_neuronx.dynamic_batch (then only --batch-size is accepted)")
-    p.add_argument("--quantize", action="store_true", help="int8 dynamic quantization of Linear layers (cpu)")
+    p.add_argument("--quantize", action="store_true",
+                   help="int8 dynamic quantization, per-channel (cpu: Linear layers; onnx: MatMul nodes)")
     check = p.add_argument_group("numeric check against the eager model (defaults depend on target/casting)")
     check.add_argument("--min-cosine", type=float,
                        help="lowest row-wise cosine similarity accepted (default 0.9999; 0.99 with casting or "
@@ -88,8 +92,8 @@ def _validate(args: argparse.Namespace) -> None:
         raise UsageError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.seq_len < 2:
         raise UsageError(f"--seq-len must be at least 2, got {args.seq_len}")
-    if args.quantize and args.target != "cpu":
-        raise UsageError(f"--quantize is only for --target cpu, not {args.target}")
+    if args.quantize and args.target not in ("cpu", "onnx"):
+        raise UsageError(f"--quantize is only for --target cpu or onnx, not {args.target}")
     if args.upload and not args.kms_key_id:
         raise UsageError("--upload needs --kms-key-id (artifacts are stored with SSE-KMS only)")
     if args.neuron_target and args.target not in NEURON_TARGETS:
@@ -125,7 +129,6 @@ def run(args: argparse.Namespace) -> dict:
     from transformers import AutoTokenizer
 
     from workloads.compilation import check, publish
-    from workloads.compilation.manifest import Manifest
     from workloads.compilation.model import load_exportable
 
     _validate(args)
@@ -142,7 +145,11 @@ def run(args: argparse.Namespace) -> dict:
         args.model_dir, source_uri = fetch_model(args.model_s3_uri, args.out.parent / f".{args.out.name}.source")
     model_dir = check_model_dir(args.model_dir)
 
-    exportable = load_exportable(model_dir, args.task, attn_implementation="eager" if neuron else None)
+    onnx = args.target == "onnx"
+    if onnx:
+        import_onnxruntime()
+    # Eager attention: Neuron traces it; ONNX Runtime's Attention fusion matches only its exported form.
+    exportable = load_exportable(model_dir, args.task, attn_implementation="eager" if neuron or onnx else None)
     if args.seq_len > exportable.max_positions:
         raise UsageError(f"--seq-len {args.seq_len} exceeds the model's max_position_embeddings "
                          f"({exportable.max_positions}) in {model_dir / 'config.json'}")
@@ -152,7 +159,16 @@ def run(args: argparse.Namespace) -> dict:
     example = (example_batch["input_ids"].long(), example_batch["attention_mask"].long())
     eager = exportable.module
     torch.manual_seed(0)
-    if neuron:
+    artifact_name = "model.pt"
+    if onnx:
+        config = exportable.module.model.config
+        compiled = export_onnx(eager, example, output_name=exportable.output_name,
+                               num_heads=int(config.num_attention_heads), hidden_size=int(config.hidden_size),
+                               quantize=args.quantize)
+        artifact_name = ONNX_ARTIFACT
+        # Exporting traces the module and can change its later answers: judge against a freshly loaded one.
+        eager = load_exportable(model_dir, args.task).module
+    elif neuron:
         options = NeuronOptions(args.neuron_target or NEURON_TARGETS[args.target], args.auto_cast,
                                 args.auto_cast_type, args.optlevel)
         compiled = compile_neuron(eager, example, options, args.dynamic_batch)
@@ -162,13 +178,29 @@ def run(args: argparse.Namespace) -> dict:
     batches = check.held_out_batches(tokenizer, batch_size=args.batch_size, seq_len=args.seq_len,
                                      vocab_size=len(tokenizer), dynamic_batch=compiled.dynamic_batch,
                                      dynamic_seq_len=compiled.dynamic_seq_len)
-    result = check.compare(eager, compiled.module, batches, min_cosine=min_cosine, max_abs_diff=max_abs,
-                           device="cuda" if args.target == "cuda" else "cpu")
-    if not result.passed:
-        raise DriftError(
-            f"compiled artifact drifts from the eager model: cosine {result.cosine_min:.6f} (minimum "
-            f"{min_cosine}), max |diff| {result.max_abs_diff:.3g} (maximum {max_abs}); nothing written to "
-            f"{args.out}" + (" or S3" if args.upload else ""))
+    try:
+        result = check.compare(eager, compiled.module, batches, min_cosine=min_cosine, max_abs_diff=max_abs,
+                               device="cuda" if args.target == "cuda" else "cpu")
+        if result.passed:
+            save = compiled.save if onnx else publish.save_torchscript(compiled.module)
+            return _publish(args, compiled, result, exportable, model_dir, artifact_name, save, source_uri)
+    finally:
+        if onnx:
+            compiled.cleanup()
+    raise DriftError(
+        f"compiled artifact drifts from the eager model: cosine {result.cosine_min:.6f} (minimum "
+        f"{min_cosine}), max |diff| {result.max_abs_diff:.3g} (maximum {max_abs}); nothing written to "
+        f"{args.out}" + (" or S3" if args.upload else ""))
+
+
+def _publish(args: argparse.Namespace, compiled, result, exportable, model_dir: Path, artifact_name: str,
+             save, source_uri: str | None) -> dict:
+    """Write the checked artifact with its manifest (and upload it); the summary printed as JSON."""
+    import torch
+
+    from workloads.compilation import publish
+    from workloads.compilation.manifest import Manifest
+
     shape = [args.batch_size, args.seq_len]
     manifest = Manifest(
         target=args.target, task=exportable.task, labels=exportable.labels, input_shapes=[shape, shape],
@@ -177,8 +209,9 @@ def run(args: argparse.Namespace) -> dict:
         dynamic_batch=compiled.dynamic_batch, dynamic_seq_len=compiled.dynamic_seq_len, compiler=compiled.compiler,
         torch_version=torch.__version__,
         source_model_sha256=model_sha256(model_dir), numeric_check=result, quantized=compiled.quantized,
+        artifact=artifact_name,
     )
-    out = publish.write_artifact(args.out, compiled.module, manifest, model_dir)
+    out = publish.write_artifact(args.out, save, manifest, model_dir)
     summary = {"out": str(out), "target": args.target, "task": manifest.task, "source": source_uri or str(model_dir),
                "numeric_check": manifest.to_dict()["numeric_check"]}
     if args.upload:

@@ -1,8 +1,9 @@
 """The compiled-artifact manifest: the one contract between compilation (writer) and serving (reader).
 
-`<out>/manifest.json` sits beside `<out>/model.pt` and the tokenizer files. It says what the artifact
-expects (names, shapes, dtypes, batch and sequence length), what it returns, how it was built, and whether it
-passed the numeric check against the eager model, so the server can refuse an artifact it cannot serve.
+`<out>/manifest.json` sits beside the artifact (`model.pt`, or `model.onnx` for `--target onnx`) and the
+tokenizer files. It says what the artifact expects (names, shapes, dtypes, batch and sequence length), what it
+returns, how it was built, and whether it passed the numeric check against the eager model, so the server can
+refuse an artifact it cannot serve.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
-TARGETS = ("cpu", "cuda", "inferentia", "trainium")
+TARGETS = ("cpu", "cuda", "onnx", "inferentia", "trainium")
 TASKS = ("embedding", "classification")
 
 
@@ -143,6 +144,8 @@ def _check(m: Manifest, source: str) -> None:
         raise bad("labels", "must be null for an embedding artifact")
     if not isinstance(m.artifact, str) or not m.artifact or "/" in m.artifact or m.artifact.startswith("."):
         raise bad("artifact", f"must be a plain file name, got {m.artifact!r}")
+    if (m.target == "onnx") != m.artifact.endswith(".onnx"):
+        raise bad("artifact", f"is {m.artifact!r}; an onnx target has a .onnx artifact and no other target does")
     for name in ("batch_size", "seq_len"):
         value = getattr(m, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:

@@ -1,6 +1,6 @@
 """Publish a checked artifact: the output folder appears complete or not at all, then optionally S3 (SSE-KMS).
 
-Files are written into a hidden sibling folder and renamed into place, so a reader never sees a model.pt
+Files are written into a hidden sibling folder and renamed into place, so a reader never sees an artifact
 without its manifest. In S3 the manifest is uploaded last: a prefix with a manifest is a complete artifact.
 """
 
@@ -10,6 +10,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -28,15 +29,24 @@ def check_destination(out: Path, overwrite: bool) -> None:
         raise UsageError(f"--out {out}: folder is not empty (pass --overwrite to replace it)")
 
 
-def write_artifact(out: Path, module: torch.jit.ScriptModule, manifest: Manifest, model_dir: Path) -> Path:
-    """model.pt, the tokenizer files and manifest.json into `out`, atomically."""
+def save_torchscript(module: torch.jit.ScriptModule) -> Callable[[Path], None]:
+    """The writer for a TorchScript artifact (`model.pt`)."""
+
+    def save(path: Path) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the serving contract
+            torch.jit.save(module, str(path))
+
+    return save
+
+
+def write_artifact(out: Path, save: Callable[[Path], None], manifest: Manifest, model_dir: Path) -> Path:
+    """The artifact (written by `save` to its path), the tokenizer files and manifest.json into `out`, atomically."""
     out = out.resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript is the serving contract
-            torch.jit.save(module, str(staging / manifest.artifact))
+        save(staging / manifest.artifact)
         for file in tokenizer_files(model_dir):
             shutil.copy2(file, staging / file.name)
         manifest.write(staging)

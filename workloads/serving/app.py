@@ -1,5 +1,6 @@
-"""HTTP routes for both protocols, and the middleware that gives every answer a request id, a metric and,
-for any failure, a JSON error body that names the field (never an HTML page, never a 500 for a client error).
+"""HTTP routes for both protocols, and the middleware that gives every answer a request id, a trace context,
+a metric and, for any failure, a JSON error body that names the field (never an HTML page, never a 500 for a
+client error). On the v2 model routes the middleware also checks the API key and the client's rate limit.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from aiohttp import web
 
 from . import sagemaker, v2
 from .config import ServerConfig
-from .errors import ModelNotFound, NotReady, PayloadTooLarge, ServingError, UnsupportedMediaType
+from .errors import BatcherFailed, ModelNotFound, NotReady, PayloadTooLarge, ServingError, UnsupportedMediaType
+from .guards import ApiKeys, RateLimiter
 from .logs import request_id_var
 from .metrics import CONTENT_TYPE, Metrics
 from .service import InferenceService
+from .tracing import TRACEPARENT, request_trace
 
 log = logging.getLogger("workloads.serving.access")
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -35,13 +38,17 @@ class ServerState:
     service: InferenceService | None = None
     ready: bool = False
     draining: bool = False
+    keys: ApiKeys | None = None          # set: the v2 model routes need one of these keys
+    limiter: RateLimiter | None = None   # set: each client's v2 model requests are rate limited
 
     def serving(self) -> InferenceService:
-        """The service, or NotReady while loading or draining."""
+        """The service, or NotReady while loading or draining, or BatcherFailed once its batcher died."""
         if self.draining:
             raise NotReady("server is shutting down", kind="shutting_down")
         if not self.ready or self.service is None:
             raise NotReady("model is still loading")
+        if self.service.batcher.failure is not None:
+            raise BatcherFailed(f"the batcher failed ({self.service.batcher.failure}); this server is not ready")
         return self.service
 
 
@@ -53,47 +60,65 @@ def _json(payload: object, status: int = 200, headers: dict[str, str] | None = N
                         headers=headers)
 
 
+def _guard(state: ServerState, request: web.Request) -> None:
+    """API key, then rate limit, for the v2 model routes (the EKS path); SageMaker and health routes pass."""
+    if not request.path.startswith("/v2/models"):
+        return
+    client = state.keys.client(request.headers) if state.keys is not None else None
+    if state.limiter is not None:
+        state.limiter.take(client or f"addr:{request.remote}")
+
+
 @web.middleware
 async def _middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     state = request.app[STATE]
     supplied = request.headers.get("X-Request-Id", "")
     rid = supplied if _REQUEST_ID_OK.match(supplied) else uuid.uuid4().hex
     token = request_id_var.set(rid)
+    route = request.match_info.route.resource
+    route_name = route.canonical if route is not None else "unmatched"
+    with request_trace(request.headers.get(TRACEPARENT), f"{request.method} {route_name}") as trace:
+        try:
+            response = await _answer(state, request, handler, rid, route_name)
+            response.headers[TRACEPARENT] = trace.header()
+            return response
+        finally:
+            request_id_var.reset(token)
+
+
+async def _answer(state: ServerState, request: web.Request, handler: Handler, rid: str,
+                  route_name: str) -> web.StreamResponse:
     started = time.perf_counter()
     kind = None
     try:
-        try:
-            response = await handler(request)
-        except ServingError as exc:
-            kind = exc.kind
-            response = _json(exc.body(rid), exc.status, exc.headers)
-        except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method, body over the limit
-            err = _from_http_exception(exc)
-            kind = err.kind
-            response = _json(err.body(rid), err.status, err.headers)
-        except Exception:
-            log.exception("unhandled error", extra={"event": "internal_error", "path": request.path})
-            kind = "internal"
-            response = _json(ServingError("internal server error").body(rid), 500)
-        response.headers["X-Request-Id"] = rid
-        elapsed = time.perf_counter() - started
-        route = request.match_info.route.resource
-        route_name = route.canonical if route is not None else "unmatched"
-        state.metrics.request_latency.labels(route_name, str(response.status)).observe(elapsed)
-        if kind is not None:
-            state.metrics.errors.labels(kind).inc()
-        if state.config.access_log:
-            fields = {"event": "request", "method": request.method, "path": request.path,
-                      "status": response.status, "duration_ms": round(elapsed * 1000, 3)}
-            if kind:
-                fields["error_kind"] = kind
-            attrs = request.headers.get("X-Amzn-SageMaker-Custom-Attributes")
-            if attrs:
-                fields["custom_attributes"] = attrs[:256]
-            log.info("request", extra=fields)
-        return response
-    finally:
-        request_id_var.reset(token)
+        _guard(state, request)
+        response = await handler(request)
+    except ServingError as exc:
+        kind = exc.kind
+        response = _json(exc.body(rid), exc.status, exc.headers)
+    except web.HTTPException as exc:  # aiohttp's own: unknown route, wrong method, body over the limit
+        err = _from_http_exception(exc)
+        kind = err.kind
+        response = _json(err.body(rid), err.status, err.headers)
+    except Exception:
+        log.exception("unhandled error", extra={"event": "internal_error", "path": request.path})
+        kind = "internal"
+        response = _json(ServingError("internal server error").body(rid), 500)
+    response.headers["X-Request-Id"] = rid
+    elapsed = time.perf_counter() - started
+    state.metrics.request_latency.labels(route_name, str(response.status)).observe(elapsed)
+    if kind is not None:
+        state.metrics.errors.labels(kind).inc()
+    if state.config.access_log:
+        fields = {"event": "request", "method": request.method, "path": request.path,
+                  "status": response.status, "duration_ms": round(elapsed * 1000, 3)}
+        if kind:
+            fields["error_kind"] = kind
+        attrs = request.headers.get("X-Amzn-SageMaker-Custom-Attributes")
+        if attrs:
+            fields["custom_attributes"] = attrs[:256]
+        log.info("request", extra=fields)
+    return response
 
 
 def _from_http_exception(exc: web.HTTPException) -> ServingError:
@@ -133,6 +158,7 @@ async def invocations(request: web.Request) -> web.Response:
             f"Content-Type is {request.headers.get('Content-Type', '(none)')!r}; send application/json",
             field="Content-Type")
     texts = sagemaker.parse_invocation(await _read_body(request), state.config.max_inputs)
+    service.check_lengths(texts, lambda i: f"inputs[{i}]")
     rows = await service.infer(texts)
     return web.Response(body=sagemaker.format_outputs(service.info, rows), content_type="application/json")
 
@@ -144,6 +170,10 @@ async def v2_server(request: web.Request) -> web.Response:
 
 
 async def v2_live(request: web.Request) -> web.Response:
+    """Live until the batcher dies: then a restart is the only cure, so the liveness probe should fail."""
+    service = request.app[STATE].service
+    if service is not None and service.batcher.failure is not None:
+        return _json({"live": False, "error": service.batcher.failure}, status=503)
     return _json({"live": True})
 
 
@@ -181,6 +211,7 @@ async def v2_infer(request: web.Request) -> web.Response:
     service = state.serving()
     body = await _read_body(request)
     req = v2.parse_infer(body, request.headers.get(v2.HEADER_LENGTH), service.info, state.config.max_inputs)
+    service.check_lengths(req.texts, lambda i: f"inputs[0].data[{i}]")
     rows = await service.infer(req.texts)
     payload, headers = v2.build_response(state.config.model_name, service.info, req, rows)
     return web.Response(body=payload, headers=headers)

@@ -1,8 +1,9 @@
 """Result cache: an in-process LRU in front of an optional shared Redis, keyed by model identity and input.
 
 The key includes the model identity (hash of the weights, tokenizer and settings), so two models or two
-versions never share entries. Redis is a best-effort accelerator: any Redis failure (down, slow, auth) is
-logged once, counted, and turns the shared tier off for a short while; requests are never failed by it.
+versions never share entries. Redis is a best-effort accelerator behind a circuit breaker: every Redis failure
+(down, slow, auth) is counted, enough of them in a row open the breaker (logged once) and the shared tier is
+skipped until a probe after the reset pause succeeds; requests are never failed by it.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from .guards import CircuitBreaker
 from .metrics import Metrics
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class RedisCache:
 
     def __init__(self, url: str, *, metrics: Metrics, auth_token: str | None = None, tls: bool = False,
                  ca_file: str | None = None, ttl_s: int = 3600, timeout_s: float = 0.05,
-                 retry_after_s: float = 2.0, credentials: SecretsManagerToken | None = None) -> None:
+                 breaker_failures: int = 3, breaker_reset_s: float = 2.0,
+                 credentials: SecretsManagerToken | None = None) -> None:
         from redis.asyncio import Redis
         from redis.asyncio.retry import Retry
         from redis.backoff import NoBackoff
@@ -78,15 +80,20 @@ class RedisCache:
         self._client = Redis.from_url(url, **kwargs)
         self._ttl = ttl_s
         self._timeout = timeout_s
-        self._retry_after = retry_after_s
-        self._down_until = 0.0
         self._metrics = metrics
         self._pending: set[asyncio.Task[None]] = set()
-        metrics.cache_backend_up.labels(self.BACKEND).set(1)
+        self.breaker = CircuitBreaker(breaker_failures, breaker_reset_s, on_change=self._breaker_changed)
+        self._breaker_changed(self.breaker.state)
+
+    def _breaker_changed(self, state: str) -> None:
+        for s in CircuitBreaker.STATES:
+            self._metrics.breaker_state.labels(self.BACKEND, s).set(1 if s == state else 0)
+        self._metrics.cache_backend_up.labels(self.BACKEND).set(0 if state == CircuitBreaker.OPEN else 1)
 
     @property
     def available(self) -> bool:
-        return time.monotonic() >= self._down_until
+        """Whether to call Redis now (the breaker is closed, or this is its half-open probe)."""
+        return self.breaker.allow()
 
     def _failed(self, what: str, exc: BaseException) -> None:
         from redis.exceptions import AuthenticationError
@@ -94,18 +101,15 @@ class RedisCache:
         self._metrics.cache_backend_errors.labels(self.BACKEND).inc()
         if self._credentials is not None and isinstance(exc, AuthenticationError):
             self._credentials.forget()  # refused: the token may have been rotated, so read the secret again
-        if self.available:
-            log.warning("redis cache unavailable, serving without it for %.1fs",
-                        self._retry_after, extra={"event": "cache_degraded", "op": what,
-                                                  "error": f"{type(exc).__name__}: {exc}"})
-        self._down_until = time.monotonic() + self._retry_after
-        self._metrics.cache_backend_up.labels(self.BACKEND).set(0)
+        if self.breaker.failure():
+            log.warning("redis cache unavailable, serving without it; circuit breaker open for %.1fs",
+                        self.breaker.reset_s, extra={"event": "cache_degraded", "op": what,
+                                                     "error": f"{type(exc).__name__}: {exc}"})
 
     def _ok(self) -> None:
-        if self._down_until:
-            self._down_until = 0.0
+        if self.breaker.state != CircuitBreaker.CLOSED:
             log.info("redis cache available again", extra={"event": "cache_recovered"})
-        self._metrics.cache_backend_up.labels(self.BACKEND).set(1)
+        self.breaker.success()
 
     async def get_many(self, keys: Sequence[str]) -> list[bytes | None]:
         """Values for `keys` (None where absent); all None while Redis is down or when it fails now."""

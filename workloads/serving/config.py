@@ -1,77 +1,100 @@
 """Command line and environment: one frozen ServerConfig, validated once, so nothing else reads argv or env.
 
-SageMaker cannot pass flags to `serve`, so every flag also reads `SERVING_<FLAG>` from the environment
-(for example `SERVING_MAX_BATCH_SIZE=16`); a flag on the command line wins. `SAGEMAKER_BIND_TO_PORT`
-overrides the port, as the SageMaker contract requires.
+The fields, their checks and their help are declared once, on the dataclass, and read by the shared parser
+(contracts/config.py), the same one the stack settings use; argparse only splits the command line. SageMaker
+cannot pass flags to `serve`, so every flag also reads `SERVING_<FLAG>` from the environment (for example
+`SERVING_MAX_BATCH_SIZE=16`); a flag on the command line wins, and an error names whichever was used.
+`SAGEMAKER_BIND_TO_PORT` overrides the port, as the SageMaker contract requires. Bad input is one line, exit 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, NoReturn, Sequence
 
+from contracts.config import Section, SettingsError, Where, field, parse
+
 DEFAULT_MODEL_DIR = "/opt/ml/model"
 SAGEMAKER_MAX_BODY = 6 * 1024 * 1024  # SageMaker real-time endpoints reject payloads over 6 MB
+PROG = "python -m workloads.serving"
+DEVICES = ("auto", "cpu", "cuda", "neuron")
 
 
 @dataclass(frozen=True)
-class ServerConfig:
-    """Everything the server needs to start; see `build_parser` for what each field means."""
+class ServerConfig(Section):
+    """Everything the server needs to start; each field's `doc` is its --help line."""
 
-    model_dir: Path
-    model_name: str
-    host: str = "0.0.0.0"
-    port: int = 8080
-    max_batch_size: int = 32
-    max_wait_ms: float = 2.0
-    max_queue: int = 256
-    max_inputs: int = 64
-    request_timeout_s: float = 30.0
-    max_body_bytes: int = SAGEMAKER_MAX_BODY
-    max_seq_len: int | None = None
-    torch_threads: int | None = None
-    cache_size: int = 10_000
-    redis_url: str | None = None
-    redis_auth_token: str | None = None
-    redis_auth_secret_arn: str | None = None
-    redis_tls: bool = False
-    redis_ca_file: str | None = None
-    redis_ttl_s: int = 3600
-    redis_timeout_ms: float = 50.0
-    shutdown_grace_s: float = 25.0
-    log_level: str = "INFO"
-    access_log: bool = True
+    model_dir: Path = field(Path(DEFAULT_MODEL_DIR), doc="Hugging Face model directory or compiled artifact "
+                            "directory (default /opt/ml/model)")
+    model_name: str = field("", doc="name in the v2 paths (default: the model directory's base name)")
+    host: str = field("0.0.0.0", doc="listen address")
+    port: int = field(8080, min=0, max=65535, doc="listen port (SAGEMAKER_BIND_TO_PORT overrides it)")
+    reuse_port: bool = field(False, doc="listen with SO_REUSEPORT, so several server processes share the port")
+    device: str = field("auto", choices=DEVICES, doc="where the model runs; auto: the artifact's target, else a "
+                        "GPU when there is one; asking for a device the host lacks is an error")
+    workers: int | None = field(None, min=1, doc="model workers, each running its own batches (default: the "
+                                "CPUs this container may use for an ONNX Runtime model, else 1)")
+    model_threads: int | None = field(None, min=1, doc="intra-op threads per model worker (default: 1 with several "
+                                      "workers, else the runtime's own choice)")
+    max_batch_size: int = field(32, min=1, doc="most inputs run in one forward pass")
+    max_wait_ms: float = field(2.0, min=0, doc="longest a batch waits for more inputs after its first one arrived")
+    max_queue: int = field(256, min=1, doc="most inputs waiting for the model; beyond it requests get 503 with "
+                           "Retry-After")
+    max_inputs: int = field(64, min=1, doc="most inputs in one request (413 beyond it)")
+    max_input_tokens: int | None = field(None, min=1, doc="refuse (422) an input longer than this many tokens "
+                                         "instead of truncating it to the model's limit")
+    request_timeout_s: float = field(30.0, min=0.001, flag="--request-timeout",
+                                     doc="deadline per request in seconds, queueing included (504 after it)")
+    max_body_bytes: int = field(SAGEMAKER_MAX_BODY, min=1, doc="largest request body accepted (default 6 MB, as "
+                                "SageMaker real-time endpoints)")
+    max_seq_len: int | None = field(None, min=1, doc="truncate inputs to this many tokens (default: the model's "
+                                    "own limit)")
+    cache_size: int = field(10_000, min=0, doc="entries in the in-process LRU result cache; 0 turns it off")
+    redis_url: str | None = field(None, doc="shared result cache, e.g. redis://host:6379/0 or rediss://host:6379 "
+                                  "for TLS")
+    redis_auth_token: str | None = field(None, doc="Redis AUTH token (prefer the SERVING_REDIS_AUTH_TOKEN "
+                                         "variable over the flag)")
+    redis_auth_secret_arn: str | None = field(None, doc="read the Redis AUTH token at startup from this Secrets "
+                                              "Manager secret (a plain string, or JSON with authToken as the "
+                                              "feature store writes it), with the process's own role")
+    redis_tls: bool = field(False, doc="use TLS to Redis even when the URL says redis://")
+    redis_ca_file: str | None = field(None, doc="CA bundle that signs the Redis server's TLS certificate "
+                                      "(default: the system's)")
+    redis_ttl_s: int = field(3600, min=1, flag="--redis-ttl", doc="seconds a shared cache entry lives")
+    redis_timeout_ms: float = field(50.0, min=0.001, doc="per-call Redis timeout; a slower Redis counts as failed")
+    breaker_failures: int = field(3, min=1, doc="consecutive Redis failures that open its circuit breaker")
+    breaker_reset_s: float = field(2.0, min=0.001, flag="--breaker-reset",
+                                   doc="seconds an open breaker waits before one probe call")
+    api_keys_file: str | None = field(None, doc="require an API key (Authorization: Bearer <key> or X-Api-Key) on "
+                                      "the v2 and metrics routes; one key per line in this file")
+    api_keys_secret_arn: str | None = field(None, doc="as --api-keys-file, the keys read from this Secrets Manager "
+                                            "secret (one per line, or JSON {\"apiKeys\": [...]}) with the "
+                                            "process's own role")
+    rate_limit_rps: float | None = field(None, min=0.001, doc="per-client requests per second (token bucket keyed "
+                                         "by API key, else client address); 429 with Retry-After beyond it")
+    rate_limit_burst: int | None = field(None, min=1, doc="requests a client may send at once (default: twice "
+                                         "the rate, at least 1)")
+    otlp_endpoint: str | None = field(None, doc="export OpenTelemetry traces over OTLP/gRPC to this endpoint, "
+                                      "e.g. http://collector:4317 (default: OTEL_EXPORTER_OTLP_ENDPOINT, else off)")
+    shutdown_grace_s: float = field(25.0, min=0.001, flag="--shutdown-grace",
+                                    doc="seconds SIGTERM waits for queued work before closing connections")
+    log_level: str = field("INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), doc="log level")
+    access_log: bool = field(True, flag="--no-access-log", doc="do not log one JSON line per request")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def flag_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be zero or more, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be more than zero, got {text}")
-    return value
+def env_of(f: dataclasses.Field) -> str:
+    """`SERVING_<FLAG>`; a negative flag (`--no-access-log`) reads the positive variable (`SERVING_ACCESS_LOG`)."""
+    flag = flag_of(f)[2:]
+    return "SERVING_" + (f.name if flag.startswith("no-") else flag).upper().replace("-", "_")
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -81,110 +104,82 @@ class _OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
-    """The CLI; each option's default comes from `SERVING_<OPTION>` when that variable is set."""
-    p = _OneLineParser(
-        prog="python -m workloads.serving",
-        description="Model server: SageMaker /invocations and Open Inference Protocol v2, with dynamic batching.",
-    )
-
-    def env(name: str, default: str | None) -> str | None:
-        # argparse runs `type` on string defaults, so a bad variable fails like a bad flag.
-        return environ.get(f"SERVING_{name.upper()}", default)
-
-    p.add_argument("--model-dir", default=env("model_dir", DEFAULT_MODEL_DIR),
-                   help="Hugging Face model directory or compiled artifact directory (default /opt/ml/model)")
-    p.add_argument("--model-name", default=env("model_name", None),
-                   help="name in the v2 paths (default: the model directory's base name)")
-    p.add_argument("--host", default=env("host", "0.0.0.0"))
-    p.add_argument("--port", type=int, default=env("port", "8080"),
-                   help="listen port (SAGEMAKER_BIND_TO_PORT overrides it)")
-    p.add_argument("--max-batch-size", type=_positive_int, default=env("max_batch_size", "32"),
-                   help="most inputs run in one forward pass")
-    p.add_argument("--max-wait-ms", type=_non_negative_float,
-                   default=env("max_wait_ms", "2.0"),
-                   help="longest a batch waits for more inputs after its first one arrived")
-    p.add_argument("--max-queue", type=_positive_int, default=env("max_queue", "256"),
-                   help="most inputs waiting for the model; beyond it requests get 503 with Retry-After")
-    p.add_argument("--max-inputs", type=_positive_int, default=env("max_inputs", "64"),
-                   help="most inputs in one request")
-    p.add_argument("--request-timeout", dest="request_timeout_s", type=_positive_float,
-                   default=env("request_timeout", "30.0"),
-                   help="deadline per request in seconds, queueing included (504 after it)")
-    p.add_argument("--max-body-bytes", type=_positive_int,
-                   default=env("max_body_bytes", str(SAGEMAKER_MAX_BODY)),
-                   help="largest request body accepted (default 6 MB, as SageMaker real-time endpoints)")
-    p.add_argument("--max-seq-len", type=_positive_int, default=env("max_seq_len", None),
-                   help="truncate inputs to this many tokens (default: the model's own limit)")
-    p.add_argument("--torch-threads", type=_positive_int, default=env("torch_threads", None),
-                   help="torch intra-op threads (default: torch's own choice)")
-    p.add_argument("--cache-size", type=_non_negative_int, default=env("cache_size", "10000"),
-                   help="entries in the in-process LRU result cache; 0 turns it off")
-    p.add_argument("--redis-url", default=env("redis_url", None),
-                   help="shared result cache, e.g. redis://host:6379/0 or rediss://host:6379 for TLS")
-    p.add_argument("--redis-auth-token", default=env("redis_auth_token", None),
-                   help="Redis AUTH token (prefer the SERVING_REDIS_AUTH_TOKEN variable over the flag)")
-    p.add_argument("--redis-auth-secret-arn", default=env("redis_auth_secret_arn", None),
-                   help="read the Redis AUTH token at startup from this Secrets Manager secret (a plain string, "
-                        "or JSON with authToken as the feature store writes it), with the process's own role")
-    p.add_argument("--redis-tls", action="store_true",
-                   default=str(env("redis_tls", "")).lower() in ("1", "true", "yes"),
-                   help="use TLS to Redis even when the URL says redis://")
-    p.add_argument("--redis-ca-file", default=env("redis_ca_file", None),
-                   help="CA bundle that signs the Redis server's TLS certificate (default: the system's)")
-    p.add_argument("--redis-ttl", dest="redis_ttl_s", type=_positive_int,
-                   default=env("redis_ttl", "3600"), help="seconds a shared cache entry lives")
-    p.add_argument("--redis-timeout-ms", type=_positive_float,
-                   default=env("redis_timeout_ms", "50.0"),
-                   help="per-call Redis timeout; a slower Redis counts as down")
-    p.add_argument("--shutdown-grace", dest="shutdown_grace_s", type=_positive_float,
-                   default=env("shutdown_grace", "25.0"),
-                   help="seconds SIGTERM waits for queued work before closing connections")
-    p.add_argument("--log-level", default=env("log_level", "INFO"),
-                   choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.add_argument("--no-access-log", dest="access_log", action="store_false",
-                   default=str(env("access_log", "true")).lower() not in ("0", "false", "no"),
-                   help="do not log one JSON line per request")
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, generated from ServerConfig: values stay strings until the shared parser checks them."""
+    p = _OneLineParser(prog=PROG, description="Model server: SageMaker /invocations and Open Inference Protocol "
+                       "v2, with dynamic batching.", argument_default=argparse.SUPPRESS)
+    for f in dataclasses.fields(ServerConfig):
+        doc = f.metadata.get("doc", "")
+        if f.type in ("bool", bool):
+            value = not f.default  # the flag turns the default around
+            p.add_argument(flag_of(f), dest=f.name, action="store_const", const=value, help=doc)
+        else:
+            choices = f.metadata.get("choices")
+            p.add_argument(flag_of(f), dest=f.name, choices=choices, help=doc + f" (env {env_of(f)})")
     return p
 
 
-def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
-    """Parse argv and the environment into a ServerConfig; argparse exits with a message on bad values."""
-    environ = os.environ if environ is None else environ
-    parser = build_parser(environ)
-    args = parser.parse_args(argv)
-    port = args.port
-    if environ.get("SAGEMAKER_BIND_TO_PORT"):
-        try:
-            port = int(environ["SAGEMAKER_BIND_TO_PORT"])
-        except ValueError:
-            parser.error(f"SAGEMAKER_BIND_TO_PORT must be a port number, got {environ['SAGEMAKER_BIND_TO_PORT']!r}")
-    if not 0 <= port <= 65535:
-        parser.error(f"--port must be between 0 and 65535, got {port}")
-    if args.redis_url and not args.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        parser.error(f"--redis-url must start with redis://, rediss:// or unix://, got {args.redis_url!r}")
-    if args.redis_auth_secret_arn:
-        from .secrets import secret_region
+def _fail(message: str) -> NoReturn:
+    print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
-        try:
-            secret_region(args.redis_auth_secret_arn)
-        except ValueError as exc:
-            parser.error(f"--redis-auth-secret-arn: {exc}")
-        if args.redis_auth_token:
-            parser.error("--redis-auth-secret-arn and --redis-auth-token are alternatives: give one")
-        if not args.redis_url:
-            parser.error("--redis-auth-secret-arn needs --redis-url")
-    model_dir = Path(args.model_dir)
-    name = args.model_name or model_dir.resolve().name or "model"
-    return ServerConfig(
-        model_dir=model_dir, model_name=name, host=args.host, port=port,
-        max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-        max_inputs=args.max_inputs, request_timeout_s=args.request_timeout_s, max_body_bytes=args.max_body_bytes,
-        max_seq_len=args.max_seq_len,
-        torch_threads=args.torch_threads,
-        cache_size=args.cache_size, redis_url=args.redis_url, redis_auth_token=args.redis_auth_token,
-        redis_auth_secret_arn=args.redis_auth_secret_arn,
-        redis_tls=args.redis_tls, redis_ca_file=args.redis_ca_file, redis_ttl_s=args.redis_ttl_s,
-        redis_timeout_ms=args.redis_timeout_ms,
-        shutdown_grace_s=args.shutdown_grace_s, log_level=args.log_level, access_log=args.access_log,
-    )
+
+def parse_config(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> ServerConfig:
+    """Parse argv and the environment into a ServerConfig; bad values exit 2 with one line naming them."""
+    environ = os.environ if environ is None else environ
+    given = vars(build_parser().parse_args(argv))
+    raw: dict[str, object] = {}
+    shown: dict[str, str] = {}  # field -> the flag or variable the value came from, for error messages
+    for f in dataclasses.fields(ServerConfig):
+        if f.name in given:
+            raw[f.name], shown[f.name] = given[f.name], flag_of(f)
+        elif env_of(f) in environ:
+            value: object = environ[env_of(f)]
+            if f.type in ("bool", bool):
+                word = str(value).strip().lower()
+                value = {"1": "true", "yes": "true", "on": "true", "0": "false", "no": "false",
+                         "off": "false"}.get(word, word)
+            raw[f.name], shown[f.name] = value, env_of(f)
+    if environ.get("SAGEMAKER_BIND_TO_PORT"):
+        raw["port"], shown["port"] = environ["SAGEMAKER_BIND_TO_PORT"], "SAGEMAKER_BIND_TO_PORT"
+    if "otlp_endpoint" not in raw and environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        raw["otlp_endpoint"], shown["otlp_endpoint"] = environ["OTEL_EXPORTER_OTLP_ENDPOINT"], \
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+    names = {f.name: shown.get(f.name, flag_of(f)) for f in dataclasses.fields(ServerConfig)}
+    by_name = {names[k]: v for k, v in raw.items()}
+    try:
+        config = parse(ServerConfig, by_name, Where(PROG, ""), key=names.__getitem__)
+    except SettingsError as exc:
+        _fail(str(exc).removeprefix(f"{PROG}: "))
+    _check(config, names)
+    if not config.model_name:
+        config = dataclasses.replace(config, model_name=config.model_dir.resolve().name or "model")
+    return config
+
+
+def _check(c: ServerConfig, name: Mapping[str, str]) -> None:
+    """Combinations the per-field checks cannot see."""
+    from .secrets import secret_region
+
+    if c.redis_url and not c.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        _fail(f"{name['redis_url']} must start with redis://, rediss:// or unix://, got {c.redis_url!r}")
+    for arn_field in ("redis_auth_secret_arn", "api_keys_secret_arn"):
+        arn = getattr(c, arn_field)
+        if arn:
+            try:
+                secret_region(arn)
+            except ValueError as exc:
+                _fail(f"{name[arn_field]}: {exc}")
+    if c.redis_auth_secret_arn:
+        if c.redis_auth_token:
+            _fail(f"{name['redis_auth_secret_arn']} and {name['redis_auth_token']} are alternatives: give one")
+        if not c.redis_url:
+            _fail(f"{name['redis_auth_secret_arn']} needs {name['redis_url']}")
+    if c.api_keys_file and c.api_keys_secret_arn:
+        _fail(f"{name['api_keys_file']} and {name['api_keys_secret_arn']} are alternatives: give one")
+    if c.api_keys_file and not Path(c.api_keys_file).is_file():
+        _fail(f"{name['api_keys_file']}: {c.api_keys_file} is not a file")
+    if c.rate_limit_burst is not None and c.rate_limit_rps is None:
+        _fail(f"{name['rate_limit_burst']} needs {name['rate_limit_rps']}")
+    if c.otlp_endpoint and not c.otlp_endpoint.startswith(("http://", "https://")):
+        _fail(f"{name['otlp_endpoint']} must be an http:// or https:// URL, got {c.otlp_endpoint!r}")

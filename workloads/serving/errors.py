@@ -45,7 +45,7 @@ class UnsupportedMediaType(ServingError):
 
 
 class PayloadTooLarge(ServingError):
-    """The body is larger than the configured limit (6 MB, the SageMaker real-time limit)."""
+    """The body, or the number of inputs, is larger than the configured limit."""
 
     status = 413
     kind = "payload_too_large"
@@ -77,3 +77,31 @@ class DeadlineExceeded(ServingError):
 
     status = 504
     kind = "deadline_exceeded"
+
+
+class BatcherFailed(ServingError):
+    """The batcher's own loop failed: queued requests cannot be answered and the server turns not-ready."""
+
+    status = 503
+    kind = "batcher_failed"
+
+
+class Unauthorized(ServingError):
+    """No API key, or not one of the configured keys (the SageMaker routes never ask: SageMaker authenticates)."""
+
+    status = 401
+    kind = "unauthorized"
+
+
+class RateLimited(ServingError):
+    """This client sent more than its share; `Retry-After` says when its bucket has a token again."""
+
+    status = 429
+    kind = "rate_limited"
+
+
+class InputTooLong(ServingError):
+    """An input has more tokens than the configured limit (refused rather than silently truncated)."""
+
+    status = 422
+    kind = "input_too_long"

@@ -1,4 +1,4 @@
-"""Structured logs: one JSON object per line on stderr, carrying the current request's id when there is one."""
+"""Structured logs: one JSON object per line on stderr, with the current request's id and W3C trace ids."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 import orjson
+
+from .tracing import trace_var
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
@@ -28,6 +30,11 @@ class JsonFormatter(logging.Formatter):
         rid = request_id_var.get()
         if rid:
             out["request_id"] = rid
+        trace = trace_var.get()
+        if trace is not None:
+            out["trace_id"], out["span_id"] = trace.trace_id, trace.span_id
+            if trace.parent_id:
+                out["parent_span_id"] = trace.parent_id
         for key, value in record.__dict__.items():
             if key not in _STANDARD and not key.startswith("_"):
                 out[key] = value

@@ -38,10 +38,14 @@ class Metrics:
         self.cache_backend_up = Gauge(
             "serving_cache_backend_up", "1 while the shared cache answers, 0 while it is skipped",
             ["backend"], registry=r)
+        self.breaker_state = Gauge(
+            "serving_circuit_breaker_state", "1 for the state each dependency's circuit breaker is in",
+            ["dependency", "state"], registry=r)
+        self.workers = Gauge("serving_model_workers", "Model workers, each running its own batches", registry=r)
         self.errors = Counter("serving_errors_total", "Error answers by kind", ["kind"], registry=r)
         self.ready = Gauge("serving_ready", "1 when the model is loaded and warmed up", registry=r)
-        self.info = Gauge("serving_model_info", "The model being served", ["model", "identity", "task"],
-                          registry=r)
+        self.info = Gauge("serving_model_info", "The model being served and where it runs",
+                          ["model", "identity", "task", "platform", "device"], registry=r)
         self.model_name = model_name
 
     def render(self) -> bytes:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 from .model import CLASSIFICATION, ModelInfo
 from .payload import json_object, kind_of
 
@@ -25,8 +25,8 @@ def parse_invocation(body: bytes, max_inputs: int) -> list[str]:
     if not inputs:
         raise BadRequest("'inputs' is an empty list; send at least one string", field="inputs")
     if len(inputs) > max_inputs:
-        raise BadRequest(f"'inputs' has {len(inputs)} entries; at most {max_inputs} are allowed per request",
-                         field="inputs", kind="too_many_inputs")
+        raise PayloadTooLarge(f"'inputs' has {len(inputs)} entries; at most {max_inputs} are allowed per request",
+                              field="inputs", kind="too_many_inputs")
     for i, item in enumerate(inputs):
         if not isinstance(item, str):
             raise BadRequest(f"'inputs[{i}]' must be a string, got {kind_of(item)}", field=f"inputs[{i}]")

@@ -54,6 +54,23 @@ def token_from_secret(secret_string: str, arn: str) -> str:
     return token
 
 
+def secrets_client(region: str, timeout_s: float = 2.0) -> Any:
+    """A Secrets Manager client with short timeouts and few retries: a slow read must not hold anything long."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("secretsmanager", region_name=region, config=Config(
+        connect_timeout=timeout_s, read_timeout=timeout_s, retries={"max_attempts": 2, "mode": "standard"}))
+
+
+def secret_string(arn: str, *, client: Any = None) -> str:
+    """The SecretString of `arn` (blocking), read in the ARN's region; SecretError for a binary secret."""
+    response = (client or secrets_client(secret_region(arn))).get_secret_value(SecretId=arn)
+    if "SecretString" not in response:
+        raise SecretError(f"secret {arn} holds binary data, not text")
+    return response["SecretString"]
+
+
 class SecretsManagerToken(CredentialProvider):
     """Reads the token once and remembers it; forgets it when Redis refuses it (the token was rotated)."""
 
@@ -66,24 +83,16 @@ class SecretsManagerToken(CredentialProvider):
         self._lock = threading.Lock()
 
     def _secrets_client(self) -> Any:
-        import boto3
-        from botocore.config import Config
-
         if self._client is None:
-            # Short timeouts and few retries: a slow read must not hold a connection attempt for long.
-            self._client = boto3.client("secretsmanager", region_name=self.region, config=Config(
-                connect_timeout=self._timeout_s, read_timeout=self._timeout_s,
-                retries={"max_attempts": 2, "mode": "standard"}))
+            self._client = secrets_client(self.region, self._timeout_s)
         return self._client
 
     def token(self) -> str:
         """The token, read from Secrets Manager on first use (blocking; call it off the event loop)."""
         with self._lock:
             if self._token is None:
-                response = self._secrets_client().get_secret_value(SecretId=self.arn)
-                if "SecretString" not in response:
-                    raise SecretError(f"secret {self.arn} holds binary data, not a token")
-                self._token = token_from_secret(response["SecretString"], self.arn)
+                text = secret_string(self.arn, client=self._secrets_client())
+                self._token = token_from_secret(text, self.arn)
             return self._token
 
     @property

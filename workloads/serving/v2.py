@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 from .model import CLASSIFICATION, ModelInfo
 from .payload import json_object, kind_of
 
@@ -41,7 +41,7 @@ def model_metadata(name: str, info: ModelInfo) -> dict[str, Any]:
         "name": name, "versions": [MODEL_VERSION], "platform": info.platform,
         "inputs": [{"name": INPUT_NAME, "datatype": "BYTES", "shape": [-1]}],
         "outputs": output_specs(info),
-        "parameters": {"task": info.task, "max_seq_len": info.max_seq_len,
+        "parameters": {"task": info.task, "max_seq_len": info.max_seq_len, "device": info.device,
                        **({"labels": list(info.labels)} if info.labels else {})},
     }
 
@@ -92,8 +92,8 @@ def parse_infer(body: bytes, header_length: str | None, info: ModelInfo, max_inp
     if count == 0:
         raise BadRequest("'inputs[0]' holds no texts; send at least one", field="inputs[0].shape")
     if count > max_inputs:
-        raise BadRequest(f"'inputs[0]' has {count} texts; at most {max_inputs} are allowed per request",
-                         field="inputs[0].shape", kind="too_many_inputs")
+        raise PayloadTooLarge(f"'inputs[0]' has {count} texts; at most {max_inputs} are allowed per request",
+                              field="inputs[0].shape", kind="too_many_inputs")
     params = tensor.get("parameters") or {}
     if not isinstance(params, dict):
         raise BadRequest("'inputs[0].parameters' must be an object", field="inputs[0].parameters")
