@@ -123,12 +123,16 @@ def test_help_documents_the_stack_outputs(capsys):
 
 
 def test_the_image_comes_from_an_output_the_stack_exports(tmp_path, capsys):
-    """The program exports `trainingRepositoryUrl` (components/platform.py), never a `trainingImageUri`."""
+    """The program exports `trainingRepositoryUrl` (named in contracts/outputs.py), never a `trainingImageUri`."""
     import ast
     from pathlib import Path
 
-    platform = (Path(__file__).resolve().parents[2] / "components" / "platform.py").read_text()
-    assert "RepositoryUrl" in platform and "ImageUri" not in platform
+    from contracts.outputs import repository_url
+
+    assert repository_url("training") == "trainingRepositoryUrl"
+    root = Path(__file__).resolve().parents[2]
+    assert "ImageUri" not in (root / "components" / "platform.py").read_text()
+    assert "ImageUri" not in (root / "contracts" / "outputs.py").read_text()
     tree = ast.parse(Path(__file__).resolve().parents[2].joinpath("workloads/training/launch.py").read_text())
     assert "trainingImageUri" not in ast.unparse(tree)
     path = _outputs(tmp_path)
