@@ -1,0 +1,59 @@
+"""Facts the model lifecycle shares between the stack (registry, monitoring, alarms) and the workloads.
+
+The register command writes these lineage keys and the drift job publishes these metrics; the stack's
+Model Package Groups, monitoring schedules and drift alarm name the same spellings, so a renamed metric
+breaks a test instead of leaving an alarm that watches nothing.
+"""
+
+from __future__ import annotations
+
+# Model package approval statuses, as the SageMaker API spells them.
+PENDING = "PendingManualApproval"
+APPROVED = "Approved"
+REJECTED = "Rejected"
+APPROVAL_STATUSES = (PENDING, APPROVED, REJECTED)
+
+# Lineage carried by every registered model package version (CustomerMetadataProperties keys).
+LINEAGE_TRAINING_RUN = "aiinfra:training-run"        # SageMaker training job name or EKS run id
+LINEAGE_DATASET_URI = "aiinfra:dataset-uri"          # s3:// location the run trained on
+LINEAGE_DATASET_SHA256 = "aiinfra:dataset-sha256"    # content hash of that dataset
+LINEAGE_CODE_COMMIT = "aiinfra:code-commit"          # git commit of the training code
+LINEAGE_MANIFEST_SHA256 = "aiinfra:manifest-sha256"  # hash of the compile manifest
+LINEAGE_MLFLOW_RUN = "aiinfra:mlflow-run-id"         # experiment-tracking run, when tracked
+LINEAGE_KEYS = (LINEAGE_TRAINING_RUN, LINEAGE_DATASET_URI, LINEAGE_DATASET_SHA256, LINEAGE_CODE_COMMIT,
+                LINEAGE_MANIFEST_SHA256, LINEAGE_MLFLOW_RUN)
+
+# Drift: what the drift job publishes and the drift alarm watches.
+DRIFT_NAMESPACE = "aiinfra/ModelDrift"
+DRIFT_METRIC = "DriftedSignals"        # number of signals over their threshold in one monitoring run
+DRIFT_MAX_PSI_METRIC = "MaxPSI"        # the largest population stability index among the signals
+DRIFT_DIMENSION = "Endpoint"           # both metrics carry the endpoint name as this dimension
+DRIFT_REPORT_FILE = "drift-report.json"
+
+# Where monitoring writes, in the models bucket.
+MONITORING = "monitoring/"
+BASELINES = "baselines/"
+
+
+def model_package_group_name(project: str, environment: str, model: str) -> str:
+    """`<project>-<env>-<model>`: one group per served model, as the registry and the endpoints name it."""
+    if not model or not model.replace("-", "").isalnum():
+        raise ValueError(f"not a model name: {model!r} (letters, digits and '-')")
+    return f"{project}-{environment}-{model}"
+
+
+def monitoring_prefix(endpoint: str) -> str:
+    """`monitoring/<endpoint>/`: the drift reports of one endpoint."""
+    return f"{MONITORING}{endpoint}/"
+
+
+def baseline_prefix(endpoint: str) -> str:
+    """`baselines/<endpoint>/`: the training-data statistics the drift job compares against."""
+    return f"{BASELINES}{endpoint}/"
+
+
+__all__ = ["APPROVAL_STATUSES", "APPROVED", "BASELINES", "DRIFT_DIMENSION", "DRIFT_MAX_PSI_METRIC", "DRIFT_METRIC",
+           "DRIFT_NAMESPACE", "DRIFT_REPORT_FILE", "LINEAGE_CODE_COMMIT", "LINEAGE_DATASET_SHA256",
+           "LINEAGE_DATASET_URI", "LINEAGE_KEYS", "LINEAGE_MANIFEST_SHA256", "LINEAGE_MLFLOW_RUN",
+           "LINEAGE_TRAINING_RUN", "MONITORING", "PENDING", "REJECTED", "baseline_prefix",
+           "model_package_group_name", "monitoring_prefix"]
