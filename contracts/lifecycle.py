@@ -30,6 +30,24 @@ DRIFT_MAX_PSI_METRIC = "MaxPSI"        # the largest population stability index 
 DRIFT_DIMENSION = "Endpoint"           # both metrics carry the endpoint name as this dimension
 DRIFT_REPORT_FILE = "drift-report.json"
 
+# SageMaker Model Monitor's bring-your-own-container contract: the environment a monitoring job's container
+# is started with (names as SageMaker sets them), which the drift job reads.
+MONITOR_DATASET_SOURCE = "dataset_source"            # folder of the captured JSON Lines (input)
+MONITOR_OUTPUT_PATH = "output_path"                  # folder the report goes to (uploaded by SageMaker)
+MONITOR_BASELINE_STATISTICS = "baseline_statistics"  # file of the baseline statistics
+MONITOR_BASELINE_CONSTRAINTS = "baseline_constraints"
+MONITOR_ENDPOINT_NAME = "sagemaker_endpoint_name"
+MONITOR_PUBLISH_METRICS = "publish_cloudwatch_metrics"  # "Enabled" or "Disabled"
+MONITOR_INPUT_DIR = "/opt/ml/processing/input/endpoint"
+MONITOR_OUTPUT_DIR = "/opt/ml/processing/resultdata"
+MONITOR_BASELINE_DIR = "/opt/ml/processing/baseline"
+
+# Stack outputs the lifecycle commands read (`--stack-outputs`), exported by the program.
+OUTPUT_MODEL_PACKAGE_GROUPS = "modelPackageGroupNames"  # {model: group name}
+OUTPUT_APPROVAL_GATE = "approvalGate"                   # {metric: minimum} approval refuses below
+OUTPUT_PROMOTION_THRESHOLDS = "promotionThresholds"     # {check: threshold} `compare` judges against
+OUTPUT_TRACKING_SERVER_ARN = "mlflowTrackingServerArn"
+
 # Where monitoring writes, in the models bucket.
 MONITORING = "monitoring/"
 BASELINES = "baselines/"
@@ -55,5 +73,8 @@ def baseline_prefix(endpoint: str) -> str:
 __all__ = ["APPROVAL_STATUSES", "APPROVED", "BASELINES", "DRIFT_DIMENSION", "DRIFT_MAX_PSI_METRIC", "DRIFT_METRIC",
            "DRIFT_NAMESPACE", "DRIFT_REPORT_FILE", "LINEAGE_CODE_COMMIT", "LINEAGE_DATASET_SHA256",
            "LINEAGE_DATASET_URI", "LINEAGE_KEYS", "LINEAGE_MANIFEST_SHA256", "LINEAGE_MLFLOW_RUN",
-           "LINEAGE_TRAINING_RUN", "MONITORING", "PENDING", "REJECTED", "baseline_prefix",
+           "LINEAGE_TRAINING_RUN", "MONITORING", "MONITOR_BASELINE_CONSTRAINTS", "MONITOR_BASELINE_DIR",
+           "MONITOR_BASELINE_STATISTICS", "MONITOR_DATASET_SOURCE", "MONITOR_ENDPOINT_NAME", "MONITOR_INPUT_DIR",
+           "MONITOR_OUTPUT_DIR", "MONITOR_OUTPUT_PATH", "MONITOR_PUBLISH_METRICS", "OUTPUT_APPROVAL_GATE",
+           "OUTPUT_MODEL_PACKAGE_GROUPS", "OUTPUT_PROMOTION_THRESHOLDS", "OUTPUT_TRACKING_SERVER_ARN", "PENDING", "REJECTED", "baseline_prefix",
            "model_package_group_name", "monitoring_prefix"]
