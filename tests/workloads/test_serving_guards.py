@@ -31,7 +31,7 @@ def _config(model_dir: Path, **overrides: object) -> ServerConfig:
     return ServerConfig(**{**base, **overrides})  # type: ignore[arg-type]
 
 
-def test_api_keys_guard_the_v2_model_routes_but_not_sagemaker_or_health(tiny_bert_encoder_dir: Path, encoder,
+def test_api_keys_guard_every_model_route_but_not_health_or_metrics(tiny_bert_encoder_dir: Path, encoder,
                                                                         tmp_path: Path) -> None:
     keys = tmp_path / "keys"
     keys.write_text(f"# rotated weekly\nother-key\n{KEY}\n")
@@ -42,6 +42,8 @@ def test_api_keys_guard_the_v2_model_routes_but_not_sagemaker_or_health(tiny_ber
         header = post_json(srv.port, INFER, _v2(["good film"]), {"X-Api-Key": KEY})
         metadata = request(srv.port, "GET", "/v2/models/m")
         sagemaker = post_json(srv.port, "/invocations", {"inputs": ["good film"]})
+        sagemaker_key = post_json(srv.port, "/invocations", {"inputs": ["good film"]}, {"X-Api-Key": KEY})
+        metrics = request(srv.port, "GET", "/metrics")
         ping = request(srv.port, "GET", "/ping")
         ready = request(srv.port, "GET", "/v2/health/ready")
     for status, headers, body in (missing, wrong):
@@ -51,7 +53,9 @@ def test_api_keys_guard_the_v2_model_routes_but_not_sagemaker_or_health(tiny_ber
     assert 'error="invalid_token"' in wrong[1]["www-authenticate"]
     assert bearer[0] == 200 and header[0] == 200 and bearer[2]["outputs"][0]["data"] == header[2]["outputs"][0]["data"]
     assert metadata[0] == 401
-    assert sagemaker[0] == 200 and ping[0] == 200 and ready[0] == 200, "SageMaker authenticates its own callers"
+    assert sagemaker[0] == 401, "with keys set (the EKS path), /invocations is no way around them"
+    assert sagemaker_key[0] == 200 and metrics[0] == 200
+    assert ping[0] == 200 and ready[0] == 200, "kubelet probes carry no key"
 
 
 def test_keys_file_and_secret_formats(aws) -> None:

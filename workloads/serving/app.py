@@ -60,9 +60,15 @@ def _json(payload: object, status: int = 200, headers: dict[str, str] | None = N
                         headers=headers)
 
 
+# Routes a kubelet probe or a metrics scraper calls without a key.
+OPEN_PATHS = frozenset({"/ping", "/v2/health/live", "/v2/health/ready", "/v2", "/metrics"})
+
+
 def _guard(state: ServerState, request: web.Request) -> None:
-    """API key, then rate limit, for the v2 model routes (the EKS path); SageMaker and health routes pass."""
-    if not request.path.startswith("/v2/models"):
+    """API key, then rate limit, for every model route; health and metrics routes pass. Keys are configured on
+    the EKS path only (SageMaker authenticates its callers itself and starts the server without keys), so with
+    keys set `/invocations` asks for one too: any pod that may reach the server could call it otherwise."""
+    if request.path in OPEN_PATHS:
         return
     client = state.keys.client(request.headers) if state.keys is not None else None
     if state.limiter is not None:

@@ -71,7 +71,7 @@ class ServerConfig(Section):
     breaker_reset_s: float = field(2.0, min=0.001, flag="--breaker-reset",
                                    doc="seconds an open breaker waits before one probe call")
     api_keys_file: str | None = field(None, doc="require an API key (Authorization: Bearer <key> or X-Api-Key) on "
-                                      "the v2 and metrics routes; one key per line in this file")
+                                      "every model route (not health or metrics); one key per line in this file")
     api_keys_secret_arn: str | None = field(None, doc="as --api-keys-file, the keys read from this Secrets Manager "
                                             "secret (one per line, or JSON {\"apiKeys\": [...]}) with the "
                                             "process's own role")

@@ -2,8 +2,9 @@
 
 Authentication is for the EKS path: the keys come from a file (a mounted Secret) or a Secrets Manager secret
 read with the pod's IRSA role, and a presented key is compared with every configured key in constant time.
-The SageMaker routes (`/ping`, `/invocations`) never ask for a key: SageMaker authenticates its callers with
-SigV4 and its health checks carry no key. Each client (its key, else its address) gets a token bucket; a
+Health and metrics routes never ask for a key (kubelet probes and scrapers carry none). SageMaker starts the
+server without keys, since it authenticates its callers with SigV4; where keys are set (the EKS path),
+`/invocations` asks for one like the v2 routes. Each client (its key, else its address) gets a token bucket; a
 bucket that is empty answers 429 with the seconds until its next token. The breaker stops calling a dependency
 that keeps failing (the Redis cache) and lets one probe through after a pause.
 """
@@ -19,9 +20,11 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Callable, Mapping
 
+from contracts import secrets
+
 from .errors import RateLimited, Unauthorized
 
-KEYS_FIELD = "apiKeys"  # JSON form of the keys secret: {"apiKeys": ["...", ...]}
+KEYS_FIELD = secrets.SERVING_API_KEYS  # JSON form of the keys secret: {"apiKeys": ["...", ...]}
 REALM = 'Bearer realm="aiinfra-serving"'
 
 
