@@ -17,7 +17,7 @@ import pulumi_kubernetes as k8s
 from components.accelerators import EFA, NEURON_CORE, NEURON_DEVICE, NVIDIA_GPU, PROFILE_SPECS, placement_for
 from components.kubernetes_addons import WorkloadTarget
 from components.pod_sizing import COMPILATION_POD, SERVING_POD, PodSize, per_node, training_pod
-from components.settings import NodePoolSettings, StackIdentity, WorkloadSettings
+from components.settings import NodePoolSettings, ServingSettings, StackIdentity, WorkloadSettings
 from components.storage import StorageRefs
 from components.workload_identity import SERVICE_ACCOUNTS
 from contracts import env as names
@@ -109,7 +109,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
     def __init__(self, name: str, settings: WorkloadSettings, *, stack: StackIdentity,
                  node_pools: Sequence[NodePoolSettings], addons: WorkloadTarget, storage: StorageRefs,
                  models_key_arn: pulumi.Input[str], data_key_arn: pulumi.Input[str], feature_store: SharedCache,
-                 vpc_cidr: str,
+                 vpc_cidr: str, api_keys_secret_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:cluster_workloads:ClusterWorkloads", name, None, opts)
         config = settings
@@ -121,6 +121,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
         self._models_key = models_key_arn
         self._data_key = data_key_arn
         self._feature_store = feature_store
+        self._api_keys = api_keys_secret_arn
         self._image = {repo: pulumi.Output.concat(r.url, ":", config.image_tag)
                        for repo, r in storage.repositories.items()}
         self._training(name, config, pools[config.training.pool])
@@ -248,6 +249,17 @@ class ClusterWorkloads(pulumi.ComponentResource):
         return {"SERVING_REDIS_URL": pulumi.Output.concat("rediss://", store.endpoint, ":", str(REDIS_PORT)),
                 "SERVING_REDIS_AUTH_SECRET_ARN": store.secret_arn}
 
+    def _guard_rails(self, serving: ServingSettings) -> dict[str, pulumi.Input[str]]:
+        """API keys (the ARN of the keys secret when one is given, read by the server with its IRSA role) and the
+        per-client and input limits from settings, as the `SERVING_<FLAG>` variables the server reads."""
+        env: dict[str, pulumi.Input[str]] = {names.serving_option("--max-inputs"): str(serving.max_inputs)}
+        if self._api_keys is not None:
+            env[names.SERVING_API_KEYS_SECRET_ARN] = self._api_keys
+        optional = {"--rate-limit-rps": serving.rate_limit_rps, "--rate-limit-burst": serving.rate_limit_burst,
+                    "--max-input-tokens": serving.max_input_tokens}
+        env.update({names.serving_option(flag): str(value) for flag, value in optional.items() if value is not None})
+        return env
+
     def _serving(self, name: str, config: WorkloadSettings, pool: NodePoolSettings) -> None:
         spec = SERVICE_ACCOUNTS["serving"]
         serving = config.serving
@@ -258,7 +270,8 @@ class ClusterWorkloads(pulumi.ComponentResource):
         server = {
             "name": "server", "image": self._image["serving"], "command": ["serve"],
             "env": self._env({"SERVING_MODEL_DIR": MODEL_DIR, "SERVING_PORT": str(SERVING_PORT),
-                              "SERVING_DEVICE": device_for(pool), **self._shared_cache()}),
+                              "SERVING_DEVICE": device_for(pool), **self._shared_cache(),
+                              **self._guard_rails(serving)}),
             "ports": [{"name": "http", "container_port": SERVING_PORT}],
             "resources": resources(size, accelerator),
             "readiness_probe": {"http_get": {"path": "/v2/health/ready", "port": "http"},

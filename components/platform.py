@@ -23,6 +23,7 @@ from components.kubernetes_addons import KubernetesAddons
 from components.monitoring import FeatureStoreWatch, Monitoring, StreamingWatch
 from components.network import Network
 from components.node_pools import NodePools
+from components.serving_auth import ServingApiKeys
 from components.settings import PlatformSettings
 from components.storage import Storage
 from components.streaming import Streaming
@@ -66,9 +67,13 @@ class AiPlatform(pulumi.ComponentResource):
         self.feature_store = FeatureStore("feature-store", settings.feature_store, stack=stack, network=network,
                                           keys=keys, clients=data_clients, opts=child)
 
+        self.serving_api_keys = (ServingApiKeys("serving-api-keys", stack=stack, data_key_arn=keys.data, opts=child)
+                                 if settings.workloads.serving.api_keys else None)
+        api_keys_arn = self.serving_api_keys.secret.arn if self.serving_api_keys else None
         self.workload_identity = WorkloadIdentity(
             "workload-identity", stack=stack, oidc=self.cluster.oidc, vpc_id=network.vpc_id,
-            storage=self.storage.refs, keys=keys, feature_store_secret_arn=self.feature_store.secret.arn, opts=child)
+            storage=self.storage.refs, keys=keys, feature_store_secret_arn=self.feature_store.secret.arn,
+            serving_api_keys_secret_arn=api_keys_arn, opts=child)
         self.kubernetes = KubernetesAddons(
             "kubernetes", settings.kubernetes, node_pools=settings.node_pools, cluster=self.cluster.access,
             service_account_roles={r: role.arn for r, role in self.workload_identity.service_account_roles.items()},
@@ -77,7 +82,8 @@ class AiPlatform(pulumi.ComponentResource):
             "workloads", settings.workloads, stack=stack, node_pools=settings.node_pools,
             addons=self.kubernetes.target, storage=self.storage.refs, models_key_arn=keys.models,
             data_key_arn=keys.data, vpc_cidr=settings.network.cidr,
-            feature_store=SharedCache(self.feature_store.endpoint, self.feature_store.secret.arn), opts=child)
+            feature_store=SharedCache(self.feature_store.endpoint, self.feature_store.secret.arn),
+            api_keys_secret_arn=api_keys_arn, opts=child)
 
         self.monitoring = Monitoring(
             "monitoring", settings.monitoring, stack=stack, key_arn=keys.monitoring,
@@ -120,6 +126,7 @@ class AiPlatform(pulumi.ComponentResource):
             out.FEATURE_STORE_ENDPOINT: self.feature_store.endpoint,
             out.FEATURE_STORE_READER_ENDPOINT: self.feature_store.reader_endpoint,
             out.FEATURE_STORE_SECRET_ARN: self.feature_store.secret.arn,
+            **({out.SERVING_API_KEYS_SECRET_ARN: api_keys_arn} if api_keys_arn is not None else {}),
             out.SERVING_SECURITY_GROUP_ID: self.serving.security_group.id,
             out.ALARM_TOPIC_ARN: self.monitoring.topic.arn,
             out.DASHBOARD_NAME: self.monitoring.dashboard.dashboard_name,

@@ -85,17 +85,23 @@ def data_statements(role: str, storage: StorageRefs, keys: KeyArns) -> list[dict
     raise KeyError(role)
 
 
-def feature_store_statements(secret_arn: pulumi.Input[str], keys: KeyArns,
-                             ctx: AccountContext) -> list[dict[str, Any]]:
-    """What the model server needs for the shared cache's AUTH token: that one secret, decrypted only through
-    Secrets Manager (the secret is encrypted with the data key)."""
+def secret_read_statements(what: str, secret_arn: pulumi.Input[str], keys: KeyArns,
+                           ctx: AccountContext) -> list[dict[str, Any]]:
+    """Read one secret that is encrypted with the data key: that secret only, decrypted only through Secrets
+    Manager. `what` names the statements (`Read<what>`, `Decrypt<what>`)."""
     return [
-        {"Sid": "ReadFeatureStoreAuthSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+        {"Sid": f"Read{what}", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
          "Resource": secret_arn},
-        {"Sid": "DecryptFeatureStoreAuthSecret", "Effect": "Allow", "Action": "kms:Decrypt",
+        {"Sid": f"Decrypt{what}", "Effect": "Allow", "Action": "kms:Decrypt",
          "Resource": keys.data,
          "Condition": {"StringEquals": {"kms:ViaService": ctx.service_host("secretsmanager")}}},
     ]
+
+
+def feature_store_statements(secret_arn: pulumi.Input[str], keys: KeyArns,
+                             ctx: AccountContext) -> list[dict[str, Any]]:
+    """What the model server needs for the shared cache's AUTH token."""
+    return secret_read_statements("FeatureStoreAuthSecret", secret_arn, keys, ctx)
 
 
 class WorkloadIdentity(pulumi.ComponentResource):
@@ -107,6 +113,7 @@ class WorkloadIdentity(pulumi.ComponentResource):
 
     def __init__(self, name: str, *, stack: StackIdentity, oidc: OidcIssuer, vpc_id: pulumi.Input[str],
                  storage: StorageRefs, keys: KeyArns, feature_store_secret_arn: pulumi.Input[str],
+                 serving_api_keys_secret_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:workload_identity:WorkloadIdentity", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
@@ -128,6 +135,11 @@ class WorkloadIdentity(pulumi.ComponentResource):
         self.serving_feature_store_policy = aws.iam.RolePolicy(
             f"{name}-serving-feature-store", role=self.service_account_roles["serving"].id,
             policy=policy_document(feature_store_statements(feature_store_secret_arn, keys, ctx)), opts=child)
+        if serving_api_keys_secret_arn is not None:
+            self.serving_api_keys_policy = aws.iam.RolePolicy(
+                f"{name}-serving-api-keys", role=self.service_account_roles["serving"].id,
+                policy=policy_document(secret_read_statements("ServingApiKeys", serving_api_keys_secret_arn, keys,
+                                                              ctx)), opts=child)
         self.register_outputs({
             **{f"{role}ServiceAccountRoleArn": r.arn for role, r in self.service_account_roles.items()},
             "trainingRoleArn": self.sagemaker_training_role.arn,

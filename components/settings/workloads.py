@@ -55,8 +55,16 @@ class ServingSettings(Section):
     accelerators_per_pod: int = field(1, min=1, max=32, doc="neuron cores or GPUs per replica")
     target_cpu_utilization: int = field(70, min=10, max=95)
     model_prefix: str = field(f"{COMPILED}current", doc="models-bucket prefix holding the compiled model")
+    api_keys: bool = field(True, doc="require an API key on the model routes; the stack creates the keys secret "
+                           "and the pods read it with their role")
+    rate_limit_rps: float | None = field(None, min=0.001, doc="per-client requests per second (429 beyond it)")
+    rate_limit_burst: int | None = field(None, min=1, doc="requests a client may send at once")
+    max_inputs: int = field(64, min=1, max=4096, doc="most inputs in one request (413 beyond it)")
+    max_input_tokens: int | None = field(None, min=1, doc="refuse (422) longer inputs instead of truncating")
 
     def check(self, where: Where) -> None:
+        if self.rate_limit_burst is not None and self.rate_limit_rps is None:
+            raise where.child("rateLimitBurst").error("needs rateLimitRps", self.rate_limit_burst)
         if self.min_replicas > self.max_replicas:
             raise where.child("minReplicas").error(f"must not exceed maxReplicas ({self.max_replicas})",
                                                    self.min_replicas)
