@@ -45,6 +45,7 @@ from aiinfra.errors import UsageError
 from aiinfra.graph import ResourceGraph
 from aiinfra.stack_args import add_stack_arguments, synthesize_from_args
 from contracts import env as names
+from contracts import secrets as contract_secrets
 from contracts.storage import CHECKPOINT_COMPLETE_FILE as COMPLETE_FILE
 from contracts.storage import RUN_ARCHIVE as MODEL_ARCHIVE
 
@@ -473,7 +474,7 @@ def compile_model(r: Rehearsal, pod: Pod, trained: Process) -> Process:
     return process
 
 
-def serve(r: Rehearsal, pod: Pod, compiled: Process, redis_port: int, secret_arn: str) -> None:
+def serve(r: Rehearsal, pod: Pod, compiled: Process, redis_port: int, secrets: StandInSecrets) -> None:
     volumes = volumes_for(r, pod, "model-server")
     with hop(r, "serving init", []) as check:
         for index, container in enumerate(pod.spec.get("initContainers") or []):
@@ -493,9 +494,10 @@ def serve(r: Rehearsal, pod: Pod, compiled: Process, redis_port: int, secret_arn
         if "SERVING_REDIS_URL" in env:
             env["SERVING_REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
             r.note(f"SERVING_REDIS_URL -> local redis-server on port {redis_port} (no TLS)")
-        if "SERVING_REDIS_AUTH_SECRET_ARN" in env:
-            env["SERVING_REDIS_AUTH_SECRET_ARN"] = secret_arn
-            r.note("SERVING_REDIS_AUTH_SECRET_ARN -> the same secret in moto")
+        for name, value in list(env.items()):
+            if value in secrets.arns:
+                env[name] = secrets.arns[value]
+                r.note(f"{name} -> the same secret in moto")
         r.note("SERVING_PORT -> a free local port")
         process = Process(process.name, process.argv, env, process.mounts)
         log = r.work / "logs" / "model-server.log"
@@ -508,12 +510,16 @@ def serve(r: Rehearsal, pod: Pod, compiled: Process, redis_port: int, secret_arn
                 wait_for(r, proc, base + path, log)
             check.append("probes " + ", ".join(p for p in probes if p) + " answer 200")
             model = Path(env["SERVING_MODEL_DIR"]).name
-            answer = post(base + "/invocations", {"inputs": ["a great and wonderful day"]})
+            key = {"X-Api-Key": secrets.api_key} if names.SERVING_API_KEYS_SECRET_ARN in env else {}
+            if key:
+                refused = post(base + "/invocations", {"inputs": ["a day"]}, expect=401)
+                check.append(f"no API key: {refused['kind']}")
+            answer = post(base + "/invocations", {"inputs": ["a great and wonderful day"]}, key)
             if not answer.get("outputs") and not answer.get("predictions"):
                 raise Failed(f"/invocations answered {answer}")
             check.append("SageMaker /invocations answered")
             v2 = post(f"{base}/v2/models/{model}/infer", {"inputs": [
-                {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a terrible day"]}]})
+                {"name": "text", "shape": [1], "datatype": "BYTES", "data": ["a terrible day"]}]}, key)
             if not v2.get("outputs"):
                 raise Failed(f"/v2/models/{model}/infer answered {v2}")
             check.append(f"v2 /v2/models/{model}/infer answered")
@@ -548,21 +554,35 @@ def wait_for(r: Rehearsal, proc: subprocess.Popen, url: str, log: Path) -> None:
     raise Failed(f"{url} did not answer 200 within {r.timeout:.0f}s; log {log}")
 
 
-def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def post(url: str, body: dict[str, Any], headers: Mapping[str, str] | None = None,
+         expect: int = 200) -> dict[str, Any]:
+    """POST JSON; the answer's body, which must come with status `expect`."""
     request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **(headers or {})})
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
+            status, payload = response.status, response.read()
     except urllib.error.HTTPError as exc:
-        raise Failed(f"{url}: HTTP {exc.code}: {exc.read()[:200]!r}") from None
+        status, payload = exc.code, exc.read()
+    if status != expect:
+        raise Failed(f"{url}: HTTP {status} (expected {expect}): {payload[:200]!r}")
+    return json.loads(payload)
 
 
 # --- the command -------------------------------------------------------------------------------------------
 
-def prepare(r: Rehearsal, graph: ResourceGraph, pods: Mapping[str, Pod]) -> tuple[str, str]:
-    """Buckets and the feature store's secret in moto; the tiny base model and run size for training.
-    Returns (secret ARN in moto, redis password)."""
+@dataclass(frozen=True)
+class StandInSecrets:
+    """The stack's secrets as created in moto: the ARN each rendered ARN maps to, and what they hold."""
+
+    arns: Mapping[str, str]
+    redis_password: str
+    api_key: str
+
+
+def prepare(r: Rehearsal, graph: ResourceGraph, pods: Mapping[str, Pod]) -> StandInSecrets:
+    """Buckets and the stack's secrets in moto (the serving API keys, the feature store's connection); the tiny
+    base model and run size for training."""
     from workloads.common.tiny_bert import build_tiny_bert
 
     s3 = boto(r, "s3")
@@ -570,13 +590,17 @@ def prepare(r: Rehearsal, graph: ResourceGraph, pods: Mapping[str, Pod]) -> tupl
         bucket = record.inputs.get("bucket") or record.outputs.get("bucket")
         if bucket:
             s3.create_bucket(Bucket=bucket)
-    password = uuid.uuid4().hex
-    arn = ""
+    password, api_key = uuid.uuid4().hex, uuid.uuid4().hex
+    server_env = {e.get("name"): e.get("value") for e in pods["model-server"].spec["containers"][0].get("env") or []}
+    arns = {}
     for record in graph.of_type(SECRET_TYPE):
-        created = boto(r, "secretsmanager").create_secret(
-            Name=record.inputs["name"],
-            SecretString=json.dumps({"host": "127.0.0.1", "port": 6379, "tls": False, "authToken": password}))
-        arn = created["ARN"]
+        if record.outputs.get("arn") == server_env.get(names.SERVING_API_KEYS_SECRET_ARN):
+            value = {contract_secrets.SERVING_API_KEYS: [api_key]}
+        else:
+            value = {contract_secrets.FEATURE_STORE_HOST: "127.0.0.1", contract_secrets.FEATURE_STORE_PORT: 6379,
+                     contract_secrets.FEATURE_STORE_TLS: False, contract_secrets.FEATURE_STORE_AUTH_TOKEN: password}
+        created = boto(r, "secretsmanager").create_secret(Name=record.inputs["name"], SecretString=json.dumps(value))
+        arns[record.outputs.get("arn", "")] = created["ARN"]
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
@@ -585,7 +609,7 @@ def prepare(r: Rehearsal, graph: ResourceGraph, pods: Mapping[str, Pod]) -> tupl
     r.note(f"training size: tiny data, tiny BERT, hyperparameters {json.dumps(TINY_RUN)} through SM_HPS")
     r.note("S3 and Secrets Manager -> moto server at AWS_ENDPOINT_URL")
     r.note("OMP_NUM_THREADS=1 (tiny model; a shared machine)")
-    return arn, password
+    return StandInSecrets(arns, password, api_key)
 
 
 def rehearse(r: Rehearsal, graph: ResourceGraph) -> Rehearsal:
@@ -600,16 +624,16 @@ def rehearse(r: Rehearsal, graph: ResourceGraph) -> Rehearsal:
         r.env.update({names.ENDPOINT_URL: r.endpoint, "AWS_ACCESS_KEY_ID": "testing",
                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": region,
                       "AWS_EC2_METADATA_DISABLED": "true", "OMP_NUM_THREADS": "1"})
-        arn, password = prepare(r, graph, pods)
-        redis_port = stack.enter_context(redis_server(password))
-        r.env["_REDIS_PASSWORD"] = password
+        secrets = prepare(r, graph, pods)
+        redis_port = stack.enter_context(redis_server(secrets.redis_password))
+        r.env["_REDIS_PASSWORD"] = secrets.redis_password
         trainer = on_this_machine(r, local_process(r, pods["trainer"], pods["trainer"].spec["containers"][0],
                                                    volumes_for(r, pods["trainer"], "trainer-dry")))
         publish_data(r, trainer)
         _, saved = train_until_killed(r, pods["trainer"])
         trained = train_resumed(r, pods["trainer"], saved)
         compiled = compile_model(r, pods["compiler"], trained)
-        serve(r, pods["model-server"], compiled, redis_port, arn)
+        serve(r, pods["model-server"], compiled, redis_port, secrets)
     r.env.pop("_REDIS_PASSWORD", None)
     return r
 
