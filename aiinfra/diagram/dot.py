@@ -94,14 +94,18 @@ def _legend(arch: Architecture) -> list[str]:
 
 def to_dot(arch: Architecture) -> str:
     lines = ["digraph aiinfra {",
-             f'  graph [label={_quote(arch.title + ": architecture")} labelloc=t fontsize=16 rankdir=LR '
-             'compound=true newrank=true nodesep=0.35 ranksep=1.1 fontname="Helvetica"];',
+             f'  graph [label={_quote(arch.title + ": architecture")} labelloc=t fontsize=16 rankdir=TB '
+             'compound=true newrank=true nodesep=0.3 ranksep=0.7 fontname="Helvetica"];',
              '  node [fontname="Helvetica" fontsize=10 margin="0.12,0.06"];',
              '  edge [fontname="Helvetica" fontsize=9];']
     lines.extend(_nodes(arch, arch.root, 1))
     for group in arch.root.groups:
         lines.extend(_cluster(arch, group, 1))
     lines.extend(_legend(arch))
+    for group in arch.root.walk():
+        if group.kind == "pool" and len(group.nodes) > 1:
+            # The pool's own box heads its column; the pods it runs hang below it.
+            lines.extend(f"  {group.nodes[0]} -> {pod} [style=invis];" for pod in group.nodes[1:])
     for i, edge in enumerate(arch.edges):
         attrs = [f'id="edge{i}"', EDGE_STYLE[edge.kind][0]]
         if edge.labels and edge.kind != "image":
