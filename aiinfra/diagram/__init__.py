@@ -12,9 +12,9 @@ import argparse
 import sys
 from typing import Any
 
-from aiinfra.diagram import dependencies, dot, mermaid
+from aiinfra.diagram import dependencies, dot, flows, mermaid, model
 from aiinfra.diagram.dependencies import build, to_dot, to_mermaid
-from aiinfra.diagram.model import Architecture, build_architecture
+from aiinfra.diagram.model import Architecture
 from aiinfra.diagram.render import FORMATS, render, require_dot
 from aiinfra.errors import UsageError
 from aiinfra.graph import ResourceGraph
@@ -35,6 +35,13 @@ def add_parser(subparsers: Any) -> None:
                         help="mermaid or dot print text; svg and png are rendered by Graphviz `dot`")
     parser.add_argument("--output", "-o", default=None, help="write here instead of stdout (needed for png on a tty)")
     parser.set_defaults(run=run)
+
+
+def build_architecture(graph: ResourceGraph) -> Architecture:
+    """The architecture view of one graph: placed nodes (`model`), then what flows between them (`flows`)."""
+    placed = model.layout(graph)
+    flows.add_flows(placed.index, placed.arch)
+    return model.finish(placed)
 
 
 def draw(graph: ResourceGraph, view: str, fmt: str) -> bytes:

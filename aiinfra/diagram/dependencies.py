@@ -11,7 +11,6 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any
 
 from aiinfra.diagram.records import strings
 from aiinfra.graph import ResourceGraph, ResourceRecord

@@ -46,7 +46,7 @@ class _Edges:
             edge.labels.append(label)
 
 
-def add_flows(index: Index, arch: Architecture, drafts: Mapping[str, Any]) -> None:
+def add_flows(index: Index, arch: Architecture) -> None:
     node_of_urn = {urn: node_id for node_id, node in arch.nodes.items() for urn in node.urns}
     edges = _Edges()
     roles = {str(r.props.get("arn")): r for r in index.records if r.type == "aws:iam/role:Role"}

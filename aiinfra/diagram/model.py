@@ -318,13 +318,23 @@ def _anchor(index: Index, record: ResourceRecord, owner: Mapping[str, str], name
     if index.category[record.urn] == ADDON:
         return _cluster_of_provider(index, record, clusters)
     if not by_name:
-        referrers = {owner[u] for u in index.referrers.get(record.urn, ()) if u in owner}
+        # A dashboard or alarm that refers to something watches it; it does not own it.
+        referrers = {owner[u] for u in index.referrers.get(record.urn, ())
+                     if u in owner and index.category[u] != TELEMETRY}
         if len(referrers) == 1:
             return next(iter(referrers))
-        same_service = {owner[d] for d in dependencies_of(record)
-                        if d in owner and service_of(index.by_urn[d].type) == service_of(record.type)}
+        same_service = set() if index.category[record.urn] == TELEMETRY else {
+            owner[d] for d in dependencies_of(record)
+            if d in owner and service_of(index.by_urn[d].type) == service_of(record.type)}
+        if len(same_service) > 1:
+            # Built on several (an add-on waiting for the cluster and its node groups): the one the others
+            # build on is where it belongs.
+            same_service = {c for c in same_service
+                            if not any(o in dependencies_of(index.by_urn[c]) for o in same_service - {c})}
         return next(iter(same_service)) if len(same_service) == 1 else ""
-    targets = {named[part] for key, value in keyed_strings(record.props) if not key.endswith("Actions")
+    # Names are short tokens: a document (a dashboard body, a policy) mentions many things and names none.
+    targets = {named[part] for key, value in keyed_strings(record.props)
+               if not key.endswith("Actions") and len(value) <= 256 and not any(c.isspace() for c in value)
                for part in _segments(value) if part in named}
     if len(targets) == 1:
         return next(iter(targets))
@@ -345,10 +355,18 @@ def _cluster_of_provider(index: Index, record: ResourceRecord, clusters: list[st
     return clusters[0] if len(clusters) == 1 else ""
 
 
-def build_architecture(graph: ResourceGraph) -> Architecture:
-    """The platform as placed boxes; `flows.add_flows` draws what moves between them."""
-    from aiinfra.diagram.flows import add_flows
+@dataclass
+class Layout:
+    """The placed nodes before edges are drawn, with what `flows` and `finish` need to go on."""
 
+    index: Index
+    arch: Architecture
+    drafts: dict[str, _Draft]
+    owner: dict[str, str]
+
+
+def layout(graph: ResourceGraph) -> Layout:
+    """Nodes with what folded into them, placed in their boxes; `flows.add_flows` then draws the edges."""
     index = Index(graph)
     drafts, owner = _fold(index)
     nodes = {_node_id(draft.primary, i): draft for i, draft in enumerate(drafts.values())}
@@ -358,10 +376,14 @@ def build_architecture(graph: ResourceGraph) -> Architecture:
     for node_id, draft in nodes.items():
         arch.nodes[node_id] = _describe(index, node_id, draft, badge_of_key)
     _place(index, arch, nodes)
-    add_flows(index, arch, nodes)
-    _collapse(arch)
-    arch.notes = _notes(index, owner)
-    return arch
+    return Layout(index, arch, nodes, owner)
+
+
+def finish(placed: Layout) -> Architecture:
+    """Collapse look-alikes (once the edges are known) and count what the picture leaves out."""
+    _collapse(placed.arch)
+    placed.arch.notes = _notes(placed.index, placed.owner)
+    return placed.arch
 
 
 def _node_id(record: ResourceRecord, position: int) -> str:

@@ -277,3 +277,35 @@ def test_without_dot_the_error_is_one_line_naming_it(fmt: str, monkeypatch: pyte
     assert main(["graph", "--stack", "prod", "--format", fmt, "--output", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Graphviz `dot`" in err and "apt-get install graphviz" in err
+
+
+def test_a_stack_export_without_dependencies_gives_the_same_placement_and_flows(arch: Architecture,
+                                                                                prod: ResourceGraph) -> None:
+    """`pulumi stack export` documents may lack propertyDependencies: placement and flows come from values."""
+    from aiinfra.export import export_document
+    from aiinfra.state import graph_from_export
+
+    document = export_document(prod)
+    for entry in document["deployment"]["resources"]:
+        entry.pop("propertyDependencies", None)
+    reread = build_architecture(graph_from_export(document))
+
+    def summary(a: Architecture) -> tuple[set[tuple[str, str]], set[tuple[str, str, str, str]]]:
+        placed = {(a.nodes[n].name, a.group_of(n).kind) for n in a.nodes}
+        drawn = {(a.nodes[e.source].name, a.nodes[e.target].name, e.kind, ",".join(e.labels)) for e in a.edges}
+        return placed, drawn
+
+    assert summary(reread) == summary(arch)
+
+
+def test_dev_routes_both_private_zones_through_its_one_nat_gateway(stack_graph: Any) -> None:
+    dev = stack_graph("dev")
+    arch = build_architecture(dev)
+    nats = dev.of_type("aws:ec2/natGateway:NatGateway")
+    assert len(nats) == 1
+    nat = _node_of(arch, nats[0])
+    routes = [e for e in arch.edges if e.kind == "route" and e.target == nat]
+    zones = sorted(str(s.props["availabilityZone"]) for s in dev.of_type("aws:ec2/subnet:Subnet")
+                   if s.id in dev.stack_outputs[out.PRIVATE_SUBNET_IDS])
+    assert len(routes) == 1 and arch.group(routes[0].tail).kind == "tier"
+    assert routes[0].labels == [f"0.0.0.0/0 from {zone}" for zone in zones]
