@@ -182,7 +182,9 @@ def _access(resource: str, actions: list[str], stores: Mapping[str, str],
         for label in labels:
             yield node_id, not writes, label
         return
-    if ":kafka:" in resource and ":topic/" in resource:
+    if ":kafka:" in resource and ":topic/" not in resource:
+        return               # connecting, describing, consumer groups: the topic grants say what flows
+    if ":kafka:" in resource:
         cluster_arn = resource.replace(":topic/", ":cluster/").rsplit("/", 1)[0]
         node_id = stores.get(cluster_arn)
         topic = resource.rsplit("/", 1)[-1]

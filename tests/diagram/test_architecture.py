@@ -309,3 +309,32 @@ def test_dev_routes_both_private_zones_through_its_one_nat_gateway(stack_graph: 
                    if s.id in dev.stack_outputs[out.PRIVATE_SUBNET_IDS])
     assert len(routes) == 1 and arch.group(routes[0].tail).kind == "tier"
     assert routes[0].labels == [f"0.0.0.0/0 from {zone}" for zone in zones]
+
+
+def test_kafka_grants_draw_topics_between_the_brokers_and_the_workload(prod: ResourceGraph) -> None:
+    """Attach the stack's consumer and producer policies to a workload's role: the edges name the topics and
+    point from the brokers to the reader and from the writer to the brokers."""
+    role_arn = prod.stack_outputs[out.service_account_role_arn("compilation")]
+    role = next(r for r in prod.of_type("aws:iam/role:Role") if r.props.get("arn") == role_arn)
+    attachments = [ResourceRecord(
+        urn=role.urn.replace("aws:iam/role:Role::", "aws:iam/rolePolicyAttachment:RolePolicyAttachment::kafka-")
+        + f"-{name}", type="aws:iam/rolePolicyAttachment:RolePolicyAttachment", name=f"kafka-{name}", custom=True,
+        parent=role.parent, id=f"kafka-{name}",
+        inputs={"role": role.props["name"], "policyArn": prod.stack_outputs[output]})
+        for name, output in (("consumer", out.KAFKA_CONSUMER_POLICY_ARN), ("producer", out.KAFKA_PRODUCER_POLICY_ARN))]
+    arch = build_architecture(_added(prod, *attachments))
+    kafka = _node_of(arch, prod.of_type("aws:msk/cluster:Cluster")[0])
+    compilation = _workload(arch, prod, "compilation")
+    data = {(e.source, e.target): e.labels for e in arch.edges if e.kind == "data"}
+    topics = sorted(str(t).rsplit("/", 1)[-1] for t in json_statements(prod, out.KAFKA_CONSUMER_POLICY_ARN))
+    assert topics and data[(kafka, compilation)] == [f"topic {t}" for t in topics]
+    assert data[(compilation, kafka)] == [f"topic {t}" for t in topics]
+
+
+def json_statements(graph: ResourceGraph, output: str) -> list[str]:
+    """The topic ARNs a stack policy grants (read from the policy, so the test does not restate them)."""
+    import json
+
+    policy = next(r for r in graph.of_type("aws:iam/policy:Policy") if r.props.get("arn") == graph.stack_outputs[output])
+    return [arn for s in json.loads(policy.props["policy"])["Statement"] for arn in
+            (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]) if ":topic/" in arn]
