@@ -79,7 +79,8 @@ def _legend(arch: Architecture) -> list[str]:
     rows = ['<TR><TD COLSPAN="2"><B>legend</B></TD></TR>']
     for kind, (style, text) in EDGE_STYLE.items():
         color = style.split('"')[1]
-        rows.append(f'<TR><TD><FONT COLOR="{color}">{"- - -&gt;" if "dash" in style or "dot" in style else "——&gt;"}'
+        arrow = "- - -&gt;" if "dash" in style or "dot" in style else "——&gt;"
+        rows.append(f'<TR><TD><FONT COLOR="{color}">{arrow}'
                     f'</FONT></TD><TD ALIGN="LEFT">{escape(text)}</TD></TR>')
     for badge, text in arch.legend:
         rows.append(f'<TR><TD><FONT COLOR="#2e7d32">KMS {escape(badge)}</FONT></TD>'

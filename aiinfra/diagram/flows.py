@@ -78,7 +78,8 @@ def _members(index: Index, node: Node) -> list[ResourceRecord]:
     return [index.by_urn[u] for u in node.urns if index.category.get(u) != model.IDENTITY]
 
 
-def _assumed_roles(index: Index, arch: Architecture, roles: Mapping[str, ResourceRecord]) -> dict[str, list[ResourceRecord]]:
+def _assumed_roles(index: Index, arch: Architecture,
+                   roles: Mapping[str, ResourceRecord]) -> dict[str, list[ResourceRecord]]:
     """Node -> the IAM roles it acts as: role ARNs its resources pass (`roleArn`, `executionRoleArn`, ...) and,
     for pods, the role their service account is annotated with (IRSA) or associated with (EKS Pod Identity)."""
     accounts: dict[tuple[str, str], str] = {}
@@ -434,8 +435,8 @@ def _tier_box(arch: Architecture, index: Index, subnet: ResourceRecord) -> Group
 
 
 def _images(index: Index, arch: Architecture, edges: _Edges) -> None:
-    repositories = {str(index.by_urn[n.urns[0]].props["repositoryUrl"]): node_id
-                    for node_id, n in arch.nodes.items() if n.urns and index.by_urn[n.urns[0]].props.get("repositoryUrl")}
+    repositories = {str(index.by_urn[n.urns[0]].props["repositoryUrl"]): node_id for node_id, n in arch.nodes.items()
+                    if n.urns and index.by_urn[n.urns[0]].props.get("repositoryUrl")}
     for node_id, node in arch.nodes.items():
         for member in _members(index, node):
             for key, value in keyed_strings(member.props):

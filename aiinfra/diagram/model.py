@@ -240,7 +240,8 @@ class Index:
                 continue
             table = tables.get(str(record.props.get("routeTableId", "")))
             routes = as_list(table.props.get("routes")) if table is not None else []
-            if any(str(route.get("gatewayId", "")).startswith("igw-") for route in routes if isinstance(route, Mapping)):
+            if any(str(route.get("gatewayId", "")).startswith("igw-")
+                   for route in routes if isinstance(route, Mapping)):
                 public.add(str(record.props.get("subnetId", "")))
         for subnet_id, subnet in self.subnets.items():
             if subnet.props.get("mapPublicIpOnLaunch") is True:

@@ -8,6 +8,7 @@ workloads and buckets through the stack outputs, never through the diagram's own
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -183,12 +184,14 @@ def test_a_new_component_lands_where_its_subnets_and_security_groups_put_it(prod
                                                                    "securityGroupIds": ["sg-0123456789abcdef0"]}},
         outputs={"arn": "arn:aws:es:us-east-1:123456789012:domain/aiinfra-prod-search"})
     policy = ResourceRecord(
-        urn=f"{component}$aws:opensearch/domainPolicy:DomainPolicy::search", type="aws:opensearch/domainPolicy:DomainPolicy",
+        urn=f"{component}$aws:opensearch/domainPolicy:DomainPolicy::search",
+        type="aws:opensearch/domainPolicy:DomainPolicy",
         name="search-policy", custom=True, parent=component, id="search-policy",
         property_dependencies={"domainName": (domain.urn,)}, inputs={"domainName": "aiinfra-prod-search"})
     group = ResourceRecord(
         urn=f"{component}$aws:ec2/securityGroup:SecurityGroup::search", type="aws:ec2/securityGroup:SecurityGroup",
-        name="search", custom=True, parent=component, id="sg-0123456789abcdef0", inputs={"vpcId": subnet.props["vpcId"]})
+        name="search", custom=True, parent=component, id="sg-0123456789abcdef0",
+        inputs={"vpcId": subnet.props["vpcId"]})
     rule = ResourceRecord(
         urn=f"{component}$aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule::search-nodes",
         type="aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", name="search-nodes", custom=True,
@@ -326,15 +329,15 @@ def test_kafka_grants_draw_topics_between_the_brokers_and_the_workload(prod: Res
     kafka = _node_of(arch, prod.of_type("aws:msk/cluster:Cluster")[0])
     compilation = _workload(arch, prod, "compilation")
     data = {(e.source, e.target): e.labels for e in arch.edges if e.kind == "data"}
-    topics = sorted(str(t).rsplit("/", 1)[-1] for t in json_statements(prod, out.KAFKA_CONSUMER_POLICY_ARN))
+    topics = sorted(str(t).rsplit("/", 1)[-1] for t in _topic_arns(prod, out.KAFKA_CONSUMER_POLICY_ARN))
     assert topics and data[(kafka, compilation)] == [f"topic {t}" for t in topics]
     assert data[(compilation, kafka)] == [f"topic {t}" for t in topics]
 
 
-def json_statements(graph: ResourceGraph, output: str) -> list[str]:
+def _topic_arns(graph: ResourceGraph, output: str) -> list[str]:
     """The topic ARNs a stack policy grants (read from the policy, so the test does not restate them)."""
-    import json
 
-    policy = next(r for r in graph.of_type("aws:iam/policy:Policy") if r.props.get("arn") == graph.stack_outputs[output])
+    arn = graph.stack_outputs[output]
+    policy = next(r for r in graph.of_type("aws:iam/policy:Policy") if r.props.get("arn") == arn)
     return [arn for s in json.loads(policy.props["policy"])["Statement"] for arn in
             (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]) if ":topic/" in arn]
