@@ -336,8 +336,7 @@ def test_kafka_grants_draw_topics_between_the_brokers_and_the_workload(prod: Res
 
 def _topic_arns(graph: ResourceGraph, output: str) -> list[str]:
     """The topic ARNs a stack policy grants (read from the policy, so the test does not restate them)."""
-
-    arn = graph.stack_outputs[output]
-    policy = next(r for r in graph.of_type("aws:iam/policy:Policy") if r.props.get("arn") == arn)
+    policy_arn = graph.stack_outputs[output]
+    policy = next(r for r in graph.of_type("aws:iam/policy:Policy") if r.props.get("arn") == policy_arn)
     return [arn for s in json.loads(policy.props["policy"])["Statement"] for arn in
             (s["Resource"] if isinstance(s["Resource"], list) else [s["Resource"]]) if ":topic/" in arn]
