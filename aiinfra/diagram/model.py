@@ -180,6 +180,11 @@ def identities(record: ResourceRecord) -> set[str]:
     return found
 
 
+def _tagged(record: ResourceRecord, wanted: Mapping[str, Any]) -> bool:
+    tags = {**(record.props.get("tagsAll") or {}), **(record.props.get("tags") or {})}
+    return all(key in tags and (value == "*" or tags[key] == value) for key, value in wanted.items())
+
+
 def _segments(value: str) -> Iterable[str]:
     yield value
     for part in re.split(r"[/,]", value):
@@ -207,8 +212,9 @@ class Index:
         self.subnets = {self.pid(r): r for r in self.records if self.category[r.urn] == SUBNET}
         self.vpcs = {self.pid(r): r for r in self.records if self.category[r.urn] == VPC}
         self.public_subnets = self._public_subnets()
-        self.security_groups = {self.pid(r) for r in self.records if self.category[r.urn] == FIREWALL
-                                and class_of(r.type).endswith("SecurityGroup")}
+        self._groups = {self.pid(r): r for r in self.records if self.category[r.urn] == FIREWALL
+                        and class_of(r.type).endswith("SecurityGroup")}
+        self.security_groups = set(self._groups)
         for record in self.records:
             for key, value in keyed_strings(record.props):
                 if key.lower().endswith("securitygroupid") and value.startswith("sg-"):
@@ -224,9 +230,34 @@ class Index:
                 self.key_of_value[str(record.props.get("name"))] = self.key_of_value[record.props["targetKeyId"]]
 
     def strings_of(self, record: ResourceRecord) -> set[str]:
+        """Every string the record holds, plus the subnet and security-group ids its selector terms pick."""
         if record.urn not in self._strings:
-            self._strings[record.urn] = set(strings(record.props))
+            self._strings[record.urn] = set(strings(record.props)) | self._selected(record.props)
         return self._strings[record.urn]
+
+    def _selected(self, value: Any) -> set[str]:
+        """Karpenter-style `subnetSelectorTerms` / `securityGroupSelectorTerms`: by `id`, or by `tags` (`*`
+        matches any value) against the subnets and security groups the stack declares."""
+        found: set[str] = set()
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                pool = self.subnets if key == "subnetSelectorTerms" else \
+                    self._groups if key == "securityGroupSelectorTerms" else None
+                if pool is None:
+                    found |= self._selected(item)
+                    continue
+                for term in as_list(item):
+                    if not isinstance(term, Mapping):
+                        continue
+                    if isinstance(term.get("id"), str):
+                        found.add(term["id"])
+                    wanted = term.get("tags")
+                    if isinstance(wanted, Mapping) and wanted:
+                        found |= {pid for pid, record in pool.items() if _tagged(record, wanted)}
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                found |= self._selected(item)
+        return found
 
     @staticmethod
     def pid(record: ResourceRecord) -> str:
@@ -537,7 +568,7 @@ def _place(index: Index, arch: Architecture, drafts: Mapping[str, _Draft]) -> No
         return tier_box
 
     def placement(draft: _Draft) -> tuple[set[str], set[str]]:
-        found = {value for member in draft.members for value in strings(member.props)}
+        found = {value for member in draft.members for value in index.strings_of(member)}
         return found & index.subnets.keys(), found & index.vpcs.keys()
 
     def component_box(node: Node) -> Group:

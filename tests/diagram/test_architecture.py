@@ -211,26 +211,47 @@ def test_a_new_component_lands_where_its_subnets_and_security_groups_put_it(prod
 
 
 def test_pods_land_in_the_pool_their_node_selector_asks_for(prod: ResourceGraph) -> None:
-    """A Karpenter NodePool is a pool like a managed node group: a Job selecting its label is drawn inside it."""
+    """A Karpenter NodePool is a pool like a managed node group: a Job selecting its label is drawn inside it,
+    its EC2NodeClass folds into it, and the subnets and security groups the class selects by tag place it."""
     job = next(r for r in prod.of_type("kubernetes:batch/v1:Job"))
+    subnet = next(r for r in prod.of_type("aws:ec2/subnet:Subnet")
+                  if r.id == prod.stack_outputs[out.PRIVATE_SUBNET_IDS][0])
+    nodes_group = next(r for r in prod.of_type("aws:ec2/securityGroup:SecurityGroup")
+                       if r.id == prod.stack_outputs[out.NODE_SECURITY_GROUP_ID])
+    node_class = ResourceRecord(
+        urn=job.urn.replace("kubernetes:batch/v1:Job::", "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass::batch-"),
+        type="kubernetes:karpenter.k8s.aws/v1:EC2NodeClass", name="batch-class", custom=True, parent=job.parent,
+        provider=job.provider, id="batch-class",
+        inputs={"metadata": {"name": "batch-class"}, "spec": {
+            "subnetSelectorTerms": [{"tags": {"Name": subnet.props["tags"]["Name"]}}],
+            "securityGroupSelectorTerms": [{"tags": {"Name": nodes_group.props["tags"]["Name"]}},
+                                           {"id": prod.by_urn[nodes_group.urn].id}]}})
     pool = ResourceRecord(
         urn=job.urn.replace("kubernetes:batch/v1:Job::", "kubernetes:karpenter.sh/v1:NodePool::batch-"),
         type="kubernetes:karpenter.sh/v1:NodePool", name="batch", custom=True, parent=job.parent,
         provider=job.provider, id="batch",
         inputs={"metadata": {"name": "batch"}, "spec": {
-            "template": {"metadata": {"labels": {POOL_LABEL: "batch"}}, "spec": {"requirements": [
-                {"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["c7i"]}]}},
+            "template": {"metadata": {"labels": {POOL_LABEL: "batch"}}, "spec": {
+                "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass", "name": "batch-class"},
+                "requirements": [{"key": "karpenter.k8s.aws/instance-family", "operator": "In", "values": ["c7i"]}]}},
             "limits": {"cpu": "64"}}})
     spec = job.inputs["spec"]
     moved = replace(job, inputs={**job.inputs, "spec": {**spec, "template": {**spec["template"], "spec": {
         **spec["template"]["spec"], "nodeSelector": {POOL_LABEL: "batch"}}}}})
     graph = _added(ResourceGraph(prod.project, prod.stack, [moved if r.urn == job.urn else r for r in prod.records],
-                                 dict(prod.stack_outputs), dict(prod.config)), pool)
+                                 dict(prod.stack_outputs), dict(prod.config)), node_class, pool)
     arch = build_architecture(graph)
     pool_node = next(n for n, node in arch.nodes.items() if pool.urn in node.urns)
     job_node = next(n for n, node in arch.nodes.items() if job.urn in node.urns)
     assert arch.group_of(job_node) is arch.group_of(pool_node)
-    assert arch.group_of(pool_node).kind == "pool" and "instance-family: c7i" in arch.nodes[pool_node].details
+    assert node_class.urn in arch.nodes[pool_node].urns
+    details = arch.nodes[pool_node].details
+    assert arch.group_of(pool_node).kind == "pool" and "instance-family: c7i" in details
+    assert f"AZ {subnet.props['availabilityZone']}" in details
+    workers = next(g for g in arch.root.walk() if g.kind == "nodes")
+    kafka = _node_of(arch, prod.of_type("aws:msk/cluster:Cluster")[0])
+    assert any(e.kind == "peering" and e.tail == workers.id and e.target == kafka for e in arch.edges), \
+        "the new pool holds the nodes' security group, so one edge still stands for all worker nodes"
 
 
 def test_mermaid_carries_the_same_boxes_and_labelled_edges(arch: Architecture, prod: ResourceGraph) -> None:
