@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from html import escape
 from collections import defaultdict
 from typing import Any
 
+from aiinfra.diagram.render import render as render_picture
+from aiinfra.diagram.render import require_dot
 from aiinfra.errors import UsageError
 from policies.rules.cost_model import BASES, Basis, Estimate, estimate, load_prices
 from aiinfra.graph import ResourceGraph
@@ -21,13 +25,23 @@ from policies.rules import Stack
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser("cost", help="estimate a stack's monthly cost from the shipped price table")
     add_stack_arguments(parser)
-    parser.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    output = parser.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    output.add_argument("--chart", action="store_true",
+                        help="print an SVG bar chart of the monthly cost by component (floor and ceiling), the "
+                             "unpriced kinds beside it; needs Graphviz `dot`")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.chart:
+        require_dot("svg")
     graph = synthesize_from_args(args)
     result = estimate_graph(graph)
+    if args.chart:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(render_picture(chart(graph, result), "svg"))
+        return 0
     print(json.dumps(as_json(graph, result), indent=2) if args.json else render(graph, result))
     return 0
 
@@ -111,3 +125,54 @@ def as_json(graph: ResourceGraph, result: Estimate) -> dict[str, Any]:
         "unpriced": [{"urn": u.resource.urn, "type": u.resource.type, "name": u.resource.name, "reason": u.reason}
                      for u in result.unpriced],
     }
+
+
+BAR_WIDTH = 420     # points for the largest ceiling
+FLOOR_COLOR, CEILING_COLOR = "#1565c0", "#90caf9"
+
+
+def chart(graph: ResourceGraph, result: Estimate) -> str:
+    """DOT for the monthly cost by component as horizontal bars (floor solid, ceiling behind it, both labelled),
+    with the unpriced kinds in a table beside: Graphviz draws it, so the cost chart and the architecture
+    picture come from one renderer."""
+    floors, ceilings = by_component(graph, result), by_component(graph, result, "ceiling")
+    top = max(ceilings.values(), default=0.0) or 1.0
+    rows = [f'<TR><TD COLSPAN="3"><B>{escape(graph.project)}/{escape(graph.stack)}: estimated monthly cost '
+            f'({escape(result.prices.currency)})</B></TD></TR>',
+            f'<TR><TD COLSPAN="3"><FONT POINT-SIZE="9">floor ${result.total:,.0f} (scaled pools at their minimum) '
+            f'.. ceiling ${result.ceiling:,.0f} (at their limits); prices {escape(result.prices.region)} '
+            f'{escape(str(result.prices.date))}: <FONT COLOR="{FLOOR_COLOR}">&#9632; floor</FONT> '
+            f'<FONT COLOR="{CEILING_COLOR}">&#9632; ceiling</FONT></FONT></TD></TR>']
+    for component in sorted(ceilings, key=lambda c: -ceilings[c]):
+        floor, ceiling = floors.get(component, 0.0), ceilings[component]
+        rows.append(f'<TR><TD ALIGN="RIGHT">{escape(component)}</TD><TD ALIGN="LEFT">{_bars(floor, ceiling, top)}'
+                    f'</TD><TD ALIGN="LEFT">${floor:,.0f} .. ${ceiling:,.0f}</TD></TR>')
+    bars = '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">' + "".join(rows) + "</TABLE>"
+    groups: dict[str, int] = defaultdict(int)
+    reasons: dict[str, str] = {}
+    for item in result.unpriced:
+        groups[item.resource.type] += 1
+        reasons.setdefault(item.resource.type, item.reason)
+    unpriced = ['<TR><TD COLSPAN="2"><B>unpriced (not in either total)</B></TD></TR>']
+    unpriced += [f'<TR><TD ALIGN="RIGHT">{count} x {escape(type_token.rsplit(":", 1)[-1])}</TD>'
+                 f'<TD ALIGN="LEFT"><FONT POINT-SIZE="9">{escape(reasons[type_token])}</FONT></TD></TR>'
+                 for type_token, count in sorted(groups.items())]
+    side = '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2">' + "".join(unpriced) + "</TABLE>"
+    return "\n".join([
+        "digraph cost {", '  graph [rankdir=LR fontname="Helvetica"];',
+        '  node [shape=plaintext fontname="Helvetica" fontsize=10];',
+        f'  bars [id="bars" label=<{bars}>];', f'  unpriced [id="unpriced" label=<{side}>];',
+        "  bars -> unpriced [style=invis];", "}"])
+
+
+def _bars(floor: float, ceiling: float, top: float) -> str:
+    """One floor bar over one ceiling bar, widths proportional to the largest ceiling."""
+    def bar(value: float, color: str) -> str:
+        width = max(1, round(BAR_WIDTH * value / top))
+        rest = BAR_WIDTH - width
+        cells = f'<TD WIDTH="{width}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{color}"></TD>'
+        if rest > 0:
+            cells += f'<TD WIDTH="{rest}" HEIGHT="8" FIXEDSIZE="TRUE"></TD>'
+        return f'<TR><TD><TABLE BORDER="0" CELLSPACING="0" CELLPADDING="0"><TR>{cells}</TR></TABLE></TD></TR>'
+    return ('<TABLE BORDER="0" CELLSPACING="1" CELLPADDING="0">' + bar(floor, FLOOR_COLOR) + bar(ceiling, CEILING_COLOR)
+            + "</TABLE>")

@@ -1,4 +1,4 @@
-"""`aiinfra graph`: the platform's architecture drawn from the resource graph, as Mermaid or Graphviz DOT.
+"""`aiinfra graph --view dependencies`: which resource takes which one's output, grouped by component.
 
 Components become groups, their main resources nodes (many-of-a-kind resources such as interface endpoints or
 alarms collapse into one counted node), and edges are the data paths the program itself declares: a resource
@@ -8,15 +8,12 @@ is drawn per stack by hand, so the picture changes when the program does.
 
 from __future__ import annotations
 
-import argparse
 import re
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
+from aiinfra.diagram.records import strings
 from aiinfra.graph import ResourceGraph, ResourceRecord
-from aiinfra.stack_args import add_stack_arguments, synthesize_from_args
 
 # Resources worth a node of their own.
 MAIN = {
@@ -58,18 +55,6 @@ class Diagram:
     components: dict[str, list[Node]]
     edges: list[tuple[str, str]]
 
-
-def add_parser(subparsers: Any) -> None:
-    parser = subparsers.add_parser("graph", help="draw the platform's architecture as Mermaid or DOT")
-    add_stack_arguments(parser)
-    parser.add_argument("--format", choices=("mermaid", "dot"), default="mermaid")
-    parser.set_defaults(run=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    diagram = build(synthesize_from_args(args))
-    print(to_mermaid(diagram) if args.format == "mermaid" else to_dot(diagram))
-    return 0
 
 
 def _component(graph: ResourceGraph, record: ResourceRecord) -> str:
@@ -125,7 +110,7 @@ def _edges(graph: ResourceGraph, node_of: dict[str, Node]) -> list[tuple[str, st
         if record.property_dependencies:
             continue
         # A stack export without dependencies: a value that names another resource is the reference.
-        for value in _strings(record.inputs):
+        for value in strings(record.inputs):
             for address, target in addresses:
                 if target is not source and _names(value, address):
                     edges.add((source.id, target.id))
@@ -164,17 +149,6 @@ def _names(value: str, address: str) -> bool:
     """The value is the address, an ARN/URI under it, or a host:port list that includes it."""
     return (value == address or value.startswith((address + "/", address + ":", "s3://" + address))
             or any(part.split(":")[0] == address for part in value.split(",")))
-
-
-def _strings(value: Any) -> Iterable[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
 
 
 def _mermaid_text(text: str) -> str:
