@@ -48,6 +48,14 @@ OUTPUT_APPROVAL_GATE = "approvalGate"                   # {metric: minimum} appr
 OUTPUT_PROMOTION_THRESHOLDS = "promotionThresholds"     # {check: threshold} `compare` judges against
 OUTPUT_TRACKING_SERVER_ARN = "mlflowTrackingServerArn"
 
+# The checks in promotionThresholds, as `compare` reads them and the stack settings spell them.
+PROMOTION_MIN_AGREEMENT = "minAgreement"          # label agreement (classifier) or mean cosine (embeddings)
+PROMOTION_MIN_PAIRS = "minPairs"                  # requests both variants answered, needed for a verdict
+PROMOTION_MAX_ERROR_RATE_DELTA = "maxErrorRateDelta"  # candidate error rate minus the production one
+PROMOTION_MAX_LATENCY_RATIO = "maxLatencyP99Ratio"    # candidate p99 over production p99, when captured
+PROMOTION_CHECKS = (PROMOTION_MIN_AGREEMENT, PROMOTION_MIN_PAIRS, PROMOTION_MAX_ERROR_RATE_DELTA,
+                    PROMOTION_MAX_LATENCY_RATIO)
+
 # Where monitoring writes, in the models bucket.
 MONITORING = "monitoring/"
 BASELINES = "baselines/"
@@ -76,5 +84,7 @@ __all__ = ["APPROVAL_STATUSES", "APPROVED", "BASELINES", "DRIFT_DIMENSION", "DRI
            "LINEAGE_TRAINING_RUN", "MONITORING", "MONITOR_BASELINE_CONSTRAINTS", "MONITOR_BASELINE_DIR",
            "MONITOR_BASELINE_STATISTICS", "MONITOR_DATASET_SOURCE", "MONITOR_ENDPOINT_NAME", "MONITOR_INPUT_DIR",
            "MONITOR_OUTPUT_DIR", "MONITOR_OUTPUT_PATH", "MONITOR_PUBLISH_METRICS", "OUTPUT_APPROVAL_GATE",
-           "OUTPUT_MODEL_PACKAGE_GROUPS", "OUTPUT_PROMOTION_THRESHOLDS", "OUTPUT_TRACKING_SERVER_ARN", "PENDING", "REJECTED", "baseline_prefix",
+           "OUTPUT_MODEL_PACKAGE_GROUPS", "OUTPUT_PROMOTION_THRESHOLDS", "OUTPUT_TRACKING_SERVER_ARN", "PENDING",
+           "PROMOTION_CHECKS", "PROMOTION_MAX_ERROR_RATE_DELTA", "PROMOTION_MAX_LATENCY_RATIO", "PROMOTION_MIN_AGREEMENT",
+           "PROMOTION_MIN_PAIRS", "REJECTED", "baseline_prefix",
            "model_package_group_name", "monitoring_prefix"]

@@ -53,3 +53,18 @@ def lifecycle(capsys, *argv: str) -> tuple[int, list[dict], str]:
     captured = capsys.readouterr()
     lines = [json.loads(line) for line in captured.out.splitlines() if line.startswith("{")]
     return code, lines, captured.err.strip()
+
+
+def write_capture(root: Path, endpoint: str, variant: str, lines: list[str]) -> Path:
+    """Capture lines in SageMaker's layout, `<endpoint>/<variant>/yyyy/mm/dd/hh/<file>.jsonl`, split in two files."""
+    folder = root / endpoint / variant / "2026" / "12" / "02" / "08"
+    folder.mkdir(parents=True, exist_ok=True)
+    half = len(lines) // 2
+    for name, part in (("00-00-000-a.jsonl", lines[:half]), ("30-00-000-b.jsonl", lines[half:])):
+        (folder / name).write_text("".join(line + "\n" for line in part), encoding="utf-8")
+    return root / endpoint / variant
+
+
+def classifier_answer(label: str, confidence: float = 0.9) -> dict:
+    other = "negative" if label == "positive" else "positive"
+    return {"label": label, "scores": {label: confidence, other: round(1 - confidence, 6)}}

@@ -12,12 +12,13 @@ PROG = "python -m workloads.lifecycle"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from workloads.lifecycle import approval, register
+    from workloads.lifecycle import approval, compare, register
 
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split(":", 1)[1].strip())
     sub = parser.add_subparsers(dest="command", required=True)
     register.add_parser(sub)
     approval.add_parsers(sub)
+    compare.add_parser(sub)
     return parser
 
 
