@@ -41,6 +41,11 @@ MONITOR_PUBLISH_METRICS = "publish_cloudwatch_metrics"  # "Enabled" or "Disabled
 MONITOR_INPUT_DIR = "/opt/ml/processing/input/endpoint"
 MONITOR_OUTPUT_DIR = "/opt/ml/processing/resultdata"
 MONITOR_BASELINE_DIR = "/opt/ml/processing/baseline"
+# The drift job's container command (ContainerEntrypoint of the job definition; it runs in the training image)
+# and the baseline files under baselines/<endpoint>/ that the job definition's BaselineConfig names.
+DRIFT_JOB_COMMAND = ("python", "-m", "workloads.lifecycle", "drift")
+BASELINE_STATISTICS_FILE = "statistics.json"
+BASELINE_CONSTRAINTS_FILE = "constraints.json"
 
 # Stack outputs the lifecycle commands read (`--stack-outputs`), exported by the program.
 OUTPUT_MODEL_PACKAGE_GROUPS = "modelPackageGroupNames"  # {model: group name}
@@ -78,7 +83,8 @@ def baseline_prefix(endpoint: str) -> str:
     return f"{BASELINES}{endpoint}/"
 
 
-__all__ = ["APPROVAL_STATUSES", "APPROVED", "BASELINES", "DRIFT_DIMENSION", "DRIFT_MAX_PSI_METRIC", "DRIFT_METRIC",
+__all__ = ["APPROVAL_STATUSES", "APPROVED", "BASELINES", "BASELINE_CONSTRAINTS_FILE", "BASELINE_STATISTICS_FILE",
+           "DRIFT_JOB_COMMAND", "DRIFT_DIMENSION", "DRIFT_MAX_PSI_METRIC", "DRIFT_METRIC",
            "DRIFT_NAMESPACE", "DRIFT_REPORT_FILE", "LINEAGE_CODE_COMMIT", "LINEAGE_DATASET_SHA256",
            "LINEAGE_DATASET_URI", "LINEAGE_KEYS", "LINEAGE_MANIFEST_SHA256", "LINEAGE_MLFLOW_RUN",
            "LINEAGE_TRAINING_RUN", "MONITORING", "MONITOR_BASELINE_CONSTRAINTS", "MONITOR_BASELINE_DIR",

@@ -12,13 +12,15 @@ PROG = "python -m workloads.lifecycle"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from workloads.lifecycle import approval, compare, register
+    from workloads.lifecycle import approval, baseline, compare, drift, register
 
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split(":", 1)[1].strip())
     sub = parser.add_subparsers(dest="command", required=True)
     register.add_parser(sub)
     approval.add_parsers(sub)
     compare.add_parser(sub)
+    baseline.add_parser(sub)
+    drift.add_parser(sub)
     return parser
 
 
