@@ -52,6 +52,12 @@ def test_training_logs_params_step_metrics_and_artifacts(tiny_bert_dir, tmp_path
     assert client.get_metric_history(run_id, "validation_accuracy")[-1].step == 4
     assert {a.path for a in client.list_artifacts(run_id)} == {"metrics.json", "config.json"}
 
+    # A restart with the same checkpoint folder (a spot interruption's new instance) continues the same run.
+    assert _train(demo, tiny_bert_dir, tmp_path, "--mlflow-tracking-uri", store, "--mlflow-experiment", "tiny") == 0
+    assert json.loads((tmp_path / "model" / "metrics.json").read_text())["mlflow_run_id"] == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+
 
 def test_no_tracking_uri_means_no_run(tiny_bert_dir, tmp_path, store):
     demo = write_demo(tmp_path / "demo", train=32, validation=16, seed=2)
