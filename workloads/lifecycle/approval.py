@@ -15,7 +15,7 @@ from typing import Any
 
 from contracts import lifecycle as lc
 from contracts.outputs import REGION
-from workloads.common.cli import UsageError
+from workloads.common.cli import UsageError, number_pairs
 from workloads.lifecycle import stack
 from workloads.lifecycle.register import METRIC_PREFIX
 
@@ -40,16 +40,7 @@ def add_parsers(sub: Any) -> None:
 def gate_from(args: argparse.Namespace, outputs: stack.StackOutputs) -> dict[str, float]:
     """--gate flags when given, else the stack's approvalGate; an empty gate is refused, never 'no checks'."""
     if args.gate:
-        gate: dict[str, float] = {}
-        for pair in args.gate:
-            name, sep, value = pair.partition("=")
-            try:
-                gate[name.strip()] = float(value)
-            except ValueError:
-                sep = ""
-            if not sep or not name.strip():
-                raise UsageError(f"--gate {pair!r}: expected METRIC=MINIMUM")
-        return gate
+        return number_pairs(args.gate, "--gate", "METRIC=MINIMUM")
     if outputs.path is None:
         raise UsageError(f"no approval gate: pass --stack-outputs (its {lc.OUTPUT_APPROVAL_GATE}) or --gate METRIC=MIN")
     gate = outputs.numbers(lc.OUTPUT_APPROVAL_GATE, why="the metric minimums approval checks")

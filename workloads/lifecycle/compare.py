@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from contracts import lifecycle as lc
-from workloads.common.cli import UsageError
+from workloads.common.cli import UsageError, number_pairs
 from workloads.lifecycle import capture, stack
 
 EXIT_HOLD = 1
@@ -42,14 +42,7 @@ def thresholds(args: argparse.Namespace) -> dict[str, float]:
     if args.stack_outputs is not None:
         found.update(stack.load(args.stack_outputs).numbers(lc.OUTPUT_PROMOTION_THRESHOLDS,
                                                              why="the checks compare judges against"))
-    for pair in args.threshold:
-        name, sep, value = pair.partition("=")
-        try:
-            found[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep:
-            raise UsageError(f"--threshold {pair!r}: expected CHECK=NUMBER")
+    found.update(number_pairs(args.threshold, "--threshold", "CHECK=NUMBER"))
     unknown = sorted(set(found) - set(lc.PROMOTION_CHECKS))
     if unknown:
         raise UsageError(f"unknown promotion check {unknown[0]!r} (known: {', '.join(lc.PROMOTION_CHECKS)})")

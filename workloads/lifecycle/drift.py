@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from contracts import lifecycle as lc
-from workloads.common.cli import UsageError
+from workloads.common.cli import UsageError, read_json_object
 from workloads.lifecycle import baseline as baseline_mod
 from workloads.lifecycle import capture, signals
 
@@ -93,26 +93,14 @@ def load_baseline(path: Path, constraints_path: Path | None = None) -> tuple[dic
     statistics_path = path / lc.BASELINE_STATISTICS_FILE if path.is_dir() else path
     if constraints_path is None:
         constraints_path = statistics_path.with_name(lc.BASELINE_CONSTRAINTS_FILE)
-    statistics = _read(statistics_path, "baseline statistics")
+    statistics = read_json_object(statistics_path, "baseline statistics")
     if statistics.get("version") != baseline_mod.FORMAT_VERSION or not isinstance(statistics.get("signals"), dict):
         raise UsageError(f"{statistics_path}: not baseline statistics of version {baseline_mod.FORMAT_VERSION} "
                          "(write it with `python -m workloads.lifecycle baseline`)")
     constraints = dict(baseline_mod.DEFAULT_CONSTRAINTS)
     if constraints_path.is_file():
-        constraints.update({k: v for k, v in _read(constraints_path, "baseline constraints").items() if k != "version"})
+        constraints.update({k: v for k, v in read_json_object(constraints_path, "baseline constraints").items() if k != "version"})
     return statistics, constraints
-
-
-def _read(path: Path, what: str) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no {what} there") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{path}: unreadable {what} ({exc})") from None
-    if not isinstance(document, dict):
-        raise UsageError(f"{path}: {what} must be a JSON object")
-    return document
 
 
 def measure(capture_path: Path, statistics: Mapping[str, Any], constraints: Mapping[str, Any]) -> dict[str, Any]:

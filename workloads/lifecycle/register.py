@@ -22,7 +22,7 @@ from contracts import lifecycle as lc
 from contracts.outputs import REGION
 from contracts.storage import COMPILED, MODEL_ARCHIVE
 from workloads.common import s3
-from workloads.common.cli import UsageError
+from workloads.common.cli import UsageError, number_pairs, read_json_object
 from workloads.common.tracking import TRACKING_URI_ENV, resolve_uri, run_exists
 from workloads.lifecycle import package, stack
 
@@ -64,17 +64,10 @@ def evaluation_metrics(metrics_file: Path | None, pairs: list[str]) -> dict[str,
     """The metrics to register: evaluation entries of metrics.json, then --metric flags (which win)."""
     found: dict[str, float] = {}
     if metrics_file is not None:
-        document = _json_file(metrics_file, "--metrics")
+        document = read_json_object(metrics_file, "training metrics (--metrics)")
         found.update({k: float(v) for k, v in document.items()
                       if _EVALUATION.match(k) and isinstance(v, (int, float)) and not isinstance(v, bool)})
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        try:
-            found[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or not name.strip():
-            raise UsageError(f"--metric {pair!r}: expected NAME=NUMBER")
+    found.update(number_pairs(pairs, "--metric"))
     if not found:
         raise UsageError("no evaluation metrics: pass --metrics (training metrics.json) or --metric NAME=VALUE")
     return found
@@ -132,18 +125,6 @@ def code_commit(flag: str | None) -> str:
     return out.stdout.strip()
 
 
-def _json_file(path: Path, flag: str) -> dict[str, Any]:
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"{flag} {path}: file not found") from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"{flag} {path}: unreadable ({exc})") from None
-    if not isinstance(document, dict):
-        raise UsageError(f"{flag} {path}: expected a JSON object")
-    return document
-
-
 def lineage(args: argparse.Namespace, pkg: package.Package, metrics: dict[str, float],
             mlflow_run: str | None, dataset_hash: str) -> dict[str, str]:
     """CustomerMetadataProperties: lineage keys and one property per metric (values are strings, <= 256)."""
@@ -177,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("pass --image, or --image-tag with stack output "
                              f"'{stack.SERVING_REPOSITORY}'")
         image = f"{outputs.text(stack.SERVING_REPOSITORY, why='or pass --image')}:{args.image_tag}"
-    metrics_doc = _json_file(args.metrics, "--metrics") if args.metrics else {}
+    metrics_doc = read_json_object(args.metrics, "training metrics (--metrics)") if args.metrics else {}
     metrics = evaluation_metrics(args.metrics, args.metric)
     mlflow_run = args.mlflow_run_id or metrics_doc.get("mlflow_run_id")
     tracking_uri = resolve_uri(args.mlflow_tracking_uri)

@@ -7,13 +7,12 @@ to (a bucket, a gate), never silently.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from contracts import outputs as names
-from workloads.common.cli import UsageError
+from workloads.common.cli import UsageError, read_json_object
 
 
 @dataclass(frozen=True)
@@ -61,16 +60,7 @@ def load(path: Path | None) -> StackOutputs:
     """Read the outputs file; None gives an empty set whose every lookup names the missing flag or output."""
     if path is None:
         return StackOutputs(None, {})
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"--stack-outputs {path}: file not found (write it with `pulumi stack output --json`)") \
-            from None
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"--stack-outputs {path}: unreadable ({exc})") from None
-    if not isinstance(data, dict):
-        raise UsageError(f"--stack-outputs {path}: expected a JSON object of stack outputs")
-    return StackOutputs(path, data)
+    return StackOutputs(path, read_json_object(path, "stack outputs (write them with `pulumi stack output --json`)"))
 
 
 MODELS_BUCKET = names.bucket_name("models")
