@@ -209,3 +209,24 @@ def _metric(name: str) -> float:
         Statistics=["Maximum"])["Datapoints"]
     assert len(points) == 1, points
     return points[0]["Maximum"]
+
+
+def test_model_monitor_window_skips_records_outside_it(baseline_dir, tmp_path, monkeypatch, capsys):
+    """Model Monitor may hand the job more hours than its window; only [start_time, end_time) is judged."""
+    inside = [capture.line([r["text"]], [classifier_answer(r["label"])], event_id=f"in{i}",
+                           time="2026-12-02T08:15:00Z") for i, r in enumerate(examples(300, 18))]
+    before = [capture.line([r["text"]], [classifier_answer(r["label"])], event_id=f"out{i}",
+                           time="2026-12-02T07:59:59Z") for i, r in enumerate(_shifted(examples(300, 19)))]
+    source = write_capture(tmp_path / "source", ENDPOINT, "primary", before + inside).parent.parent
+    for name, value in {lc.MONITOR_DATASET_SOURCE: str(source), lc.MONITOR_OUTPUT_PATH: str(tmp_path / "out"),
+                        lc.MONITOR_BASELINE_STATISTICS: str(baseline_dir / lc.BASELINE_STATISTICS_FILE),
+                        lc.MONITOR_ENDPOINT_NAME: ENDPOINT, "start_time": "2026-12-02T08:00:00Z",
+                        "end_time": "2026-12-02T09:00:00Z"}.items():
+        monkeypatch.setenv(name, value)
+    code, lines, err = lifecycle(capsys, "drift")
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / lc.DRIFT_REPORT_FILE).read_text())
+    assert (report["status"], report["inputs"], report["outside_window"]) == ("ok", 300, 300)
+    monkeypatch.setenv("start_time", "yesterday")
+    code, _, err = lifecycle(capsys, "drift")
+    assert code == 2 and err.endswith("start_time 'yesterday': expected an ISO 8601 time such as 2026-12-02T08:00:00Z")

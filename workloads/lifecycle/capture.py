@@ -41,6 +41,7 @@ class Record:
     outputs: tuple[Any, ...] | None      # None when the answer is an error or unreadable
     error: str | None
     latency_ms: float | None
+    time: str | None = None              # eventMetadata.inferenceTime, ISO 8601 UTC
 
 
 def _body(part: Any, where: str) -> bytes:
@@ -84,7 +85,8 @@ def parse_line(line: str, where: str) -> Record:
     latency = meta.get(LATENCY_KEY)
     return Record(inference_id=meta.get("inferenceId") or None, input_key=hashlib.sha256(body_in).hexdigest(),
                   inputs=inputs, outputs=outputs, error=error,
-                  latency_ms=float(latency) if isinstance(latency, (int, float)) else None)
+                  latency_ms=float(latency) if isinstance(latency, (int, float)) else None,
+                  time=meta.get("inferenceTime") if isinstance(meta.get("inferenceTime"), str) else None)
 
 
 def files(path: Path) -> list[Path]:

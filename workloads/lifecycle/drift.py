@@ -21,6 +21,7 @@ import json
 import os
 import tempfile
 import time
+from datetime import datetime, timezone
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,10 @@ from workloads.common.cli import UsageError, read_json_object
 from workloads.lifecycle import baseline as baseline_mod
 from workloads.lifecycle import capture, signals
 
+# Model Monitor also sets the monitoring window; it may download more hours than the window, so records whose
+# inferenceTime falls outside [start_time, end_time) are skipped.
+MONITOR_START_TIME = "start_time"
+MONITOR_END_TIME = "end_time"
 EPSILON = 1e-4  # floor of a bin's share in PSI, so an empty bin counts as rare rather than infinite
 
 
@@ -103,12 +108,35 @@ def load_baseline(path: Path, constraints_path: Path | None = None) -> tuple[dic
     return statistics, constraints
 
 
-def measure(capture_path: Path, statistics: Mapping[str, Any], constraints: Mapping[str, Any]) -> dict[str, Any]:
-    """The drift report of the capture under `capture_path` against the baseline."""
+def parse_time(value: str, what: str) -> datetime:
+    """An ISO 8601 UTC time as SageMaker writes it ("2026-12-02T08:00:00Z"; stray spaces tolerated)."""
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", ""))
+    except ValueError:
+        raise UsageError(f"{what} {value!r}: expected an ISO 8601 time such as 2026-12-02T08:00:00Z") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _in_window(record: capture.Record, window: tuple[datetime, datetime] | None) -> bool:
+    if window is None or record.time is None:
+        return True
+    try:
+        when = parse_time(record.time, "inferenceTime")
+    except UsageError:
+        return True  # judged rather than dropped: a record's odd time is no reason to lose its data
+    return window[0] <= when < window[1]
+
+
+def measure(capture_path: Path, statistics: Mapping[str, Any], constraints: Mapping[str, Any],
+            window: tuple[datetime, datetime] | None = None) -> dict[str, Any]:
+    """The drift report of the capture under `capture_path` against the baseline (records in `window` only)."""
     extractor = signals.Extractor(vocabulary=statistics["vocabulary"], seed=statistics["seed"],
                                   projections=statistics["projections"])
-    requests = errors = 0
+    requests = errors = outside = 0
     for record in capture.read(capture_path):
+        if not _in_window(record, window):
+            outside += 1
+            continue
         requests += 1
         for text in record.inputs:
             extractor.add_text(text)
@@ -118,6 +146,7 @@ def measure(capture_path: Path, statistics: Mapping[str, Any], constraints: Mapp
         for output in record.outputs:
             extractor.add_output(output)
     report: dict[str, Any] = {"requests": requests, "inputs": extractor.inputs, "errors": errors,
+                              "outside_window": outside,
                               "thresholds": {"alpha": constraints["alpha"], "psi": constraints["psi"],
                                              "min_records": constraints["min_records"]},
                               "baseline_records": statistics["records"], "signals": {}}
@@ -177,11 +206,16 @@ def monitor_settings(environ: Mapping[str, str]) -> dict[str, Any]:
     source = need(lc.MONITOR_DATASET_SOURCE)
     statistics = need(lc.MONITOR_BASELINE_STATISTICS)
     constraints = environ.get(lc.MONITOR_BASELINE_CONSTRAINTS)
+    window = None
+    if environ.get(MONITOR_START_TIME) and environ.get(MONITOR_END_TIME):
+        window = (parse_time(environ[MONITOR_START_TIME], MONITOR_START_TIME),
+                  parse_time(environ[MONITOR_END_TIME], MONITOR_END_TIME))
     return {"capture": source, "baseline": Path(statistics),
             "constraints": Path(constraints) if constraints else None,
             "out": Path(environ.get(lc.MONITOR_OUTPUT_PATH) or lc.MONITOR_OUTPUT_DIR),
             "endpoint": need(lc.MONITOR_ENDPOINT_NAME),
-            "publish": environ.get(lc.MONITOR_PUBLISH_METRICS, "Disabled") == "Enabled"}
+            "publish": environ.get(lc.MONITOR_PUBLISH_METRICS, "Disabled") == "Enabled",
+            "window": window}
 
 
 def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
@@ -190,7 +224,8 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
         if args.baseline is None:
             raise UsageError("--capture needs --baseline (write one with `python -m workloads.lifecycle baseline`)")
         settings = {"capture": args.capture, "baseline": args.baseline, "constraints": None,
-                    "out": args.out or Path("."), "endpoint": args.endpoint, "publish": args.publish_metrics}
+                    "out": args.out or Path("."), "endpoint": args.endpoint, "publish": args.publish_metrics,
+                    "window": None}
     else:
         settings = monitor_settings(env)
     if settings["publish"] and not settings["endpoint"]:
@@ -202,7 +237,7 @@ def run(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> i
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="aiinfra-drift-") as tmp:
         source = capture.local(settings["capture"], Path(tmp))
-        report = measure(source, statistics, constraints)
+        report = measure(source, statistics, constraints, settings["window"])
     report.update(endpoint=settings["endpoint"], capture=str(settings["capture"]),
                   seconds=round(time.perf_counter() - started, 3))
     out: Path = settings["out"]
