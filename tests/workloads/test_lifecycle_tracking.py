@@ -82,3 +82,36 @@ def test_tracking_server_arn_needs_the_plugin_and_a_server_arn():
     assert stores.get("arn", "").startswith("sagemaker_mlflow."), "the plugin resolves arn: tracking URIs"
     with pytest.raises(UsageError, match="must name a SageMaker MLflow tracking server"):
         check_uri("arn:aws:s3:::bucket")
+
+
+def test_a_tracking_blip_mid_training_is_one_warning_not_a_failed_run(tmp_path, store, capsys, monkeypatch):
+    from workloads.common.tracking import Tracker
+
+    tracker = Tracker(store, "blips")
+    monkeypatch.setattr(tracker.client, "log_batch", lambda *a, **k: (_ for _ in ()).throw(ConnectionError("reset")))
+    tracker.observe({"event": "train", "step": 3, "train_loss": 0.5})
+    tracker.observe({"event": "train", "step": 4, "train_loss": 0.4})
+    err = capsys.readouterr().err
+    assert err.count("warning: MLflow tracking at") == 1 and "failed at step 3 (ConnectionError: reset)" in err
+
+
+def test_a_resume_file_from_another_store_starts_a_new_run(tmp_path, store):
+    from workloads.common.tracking import Tracker
+
+    resume = tmp_path / RUN_ID_FILE
+    resume.write_text("0123456789abcdef0123456789abcdef\n")
+    tracker = Tracker(store, "fresh", resume_file=resume)
+    assert tracker.run_id != "0123456789abcdef0123456789abcdef"
+    assert resume.read_text().strip() == tracker.run_id
+
+
+def test_an_unreachable_tracking_server_is_one_line_before_training(monkeypatch):
+    from serving_helpers import free_port
+
+    from workloads.common.tracking import Tracker
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    uri = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(UsageError, match=rf"^MLflow tracking at {uri}: "):
+        Tracker(uri, "nowhere")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,23 +53,32 @@ class Tracker:
 
     def __init__(self, uri: str, experiment: str, *, run_name: str | None = None,
                  resume_file: Path | None = None, tags: Mapping[str, str] | None = None) -> None:
+        from mlflow.exceptions import MlflowException
         from mlflow.tracking import MlflowClient
 
         self.uri = check_uri(uri)
         self.client = MlflowClient(tracking_uri=uri)
-        found = self.client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        self._warned = False
+        self._closed = False
+        try:
+            found = self.client.get_experiment_by_name(experiment)
+            experiment_id = found.experiment_id if found else self.client.create_experiment(experiment)
+        except MlflowException as exc:  # a server that refuses or cannot be reached: before training, not after
+            raise UsageError(f"MLflow tracking at {uri}: {exc.message.splitlines()[0]}") from None
         previous = resume_file.read_text(encoding="utf-8").strip() if resume_file and resume_file.is_file() else ""
+        self.run_id = ""
         if previous:
-            self.client.update_run(previous, status="RUNNING")
-            self.run_id = previous
-        else:
+            try:
+                self.client.update_run(previous, status="RUNNING")
+                self.run_id = previous
+            except MlflowException:  # the run is not in this store (another URI): start a new one
+                self.run_id = ""
+        if not self.run_id:
             run = self.client.create_run(experiment_id, run_name=run_name, tags=dict(tags or {}))
             self.run_id = run.info.run_id
             if resume_file is not None:
                 resume_file.parent.mkdir(parents=True, exist_ok=True)
                 resume_file.write_text(self.run_id + "\n", encoding="utf-8")
-        self._closed = False
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Parameters once per run; a resumed run keeps the ones it logged first (MLflow forbids changing them)."""
@@ -88,8 +98,15 @@ class Tracker:
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, int(step)) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if batch:
+        if not batch:
+            return
+        try:
             self.client.log_batch(self.run_id, metrics=batch)
+        except Exception as exc:  # noqa: BLE001 - a tracking blip must not end a long training run
+            if not self._warned:
+                print(f"warning: MLflow tracking at {self.uri} failed at step {step} ({type(exc).__name__}: {exc}); "
+                      "training goes on, later failures are not reported", file=sys.stderr, flush=True)
+                self._warned = True
 
     def log_artifact(self, path: Path) -> None:
         self.client.log_artifact(self.run_id, str(path))
