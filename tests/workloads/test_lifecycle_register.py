@@ -144,6 +144,8 @@ def test_reject_needs_a_reason_and_records_it(aws, artifact, tmp_path, capsys):
     (["--metric", "accuracy=high"], "--metric 'accuracy=high': expected NAME=NUMBER"),
     (["--code-commit", "main"], "--code-commit 'main': expected a git commit hash (7-40 hex digits)"),
     (["--dataset-sha256", "xyz"], "--dataset-sha256 'xyz': expected 64 lowercase hex digits"),
+    (["--training-run", "run#7"], "lineage 'aiinfra:training-run' 'run#7': SageMaker allows only letters, digits, "
+                                  "spaces and _.:/=+-@"),
 ])
 def test_bad_register_input_is_one_line(aws, artifact, tmp_path, capsys, extra, message):
     outputs = platform(tmp_path)

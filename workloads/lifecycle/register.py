@@ -30,6 +30,7 @@ METRIC_PREFIX = "aiinfra:metric:"   # CustomerMetadataProperties key of one eval
 EVALUATION_FILE = "evaluation.json"  # beside model.tar.gz; ModelMetrics.ModelQuality.Statistics points at it
 # Training's metrics.json entries that are evaluation results (the rest is bookkeeping: step, seconds, ...).
 _EVALUATION = re.compile(r"^(validation|eval|test)_[a-z0-9_]+$|^train_loss$")
+_METADATA_VALUE = re.compile(r"^[\w\s.:/=+\-@]+$")  # CustomerMetadataValue's pattern, \w for \p{L}\p{N}_
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _COMMIT = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -135,8 +136,10 @@ def lineage(args: argparse.Namespace, pkg: package.Package, metrics: dict[str, f
         props[lc.LINEAGE_MLFLOW_RUN] = mlflow_run
     props.update({METRIC_PREFIX + name: repr(value) for name, value in sorted(metrics.items())})
     for key, value in props.items():
-        if len(value) > 256:
-            raise UsageError(f"lineage '{key}' is {len(value)} characters; SageMaker allows 256")
+        if not 1 <= len(value) <= 256:
+            raise UsageError(f"lineage '{key}' is {len(value)} characters; SageMaker allows 1 to 256")
+        if not _METADATA_VALUE.match(value):
+            raise UsageError(f"lineage '{key}' {value!r}: SageMaker allows only letters, digits, spaces and _.:/=+-@")
     if len(props) > 50:
         raise UsageError(f"{len(props)} metadata properties; SageMaker allows 50 (register fewer metrics)")
     return props
