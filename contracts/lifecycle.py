@@ -41,12 +41,25 @@ MONITOR_PUBLISH_METRICS = "publish_cloudwatch_metrics"  # "Enabled" or "Disabled
 MONITOR_INPUT_DIR = "/opt/ml/processing/input/endpoint"
 MONITOR_OUTPUT_DIR = "/opt/ml/processing/resultdata"
 MONITOR_BASELINE_DIR = "/opt/ml/processing/baseline"
+# The drift job's container command (ContainerEntrypoint of the job definition; it runs in the training image)
+# and the baseline files under baselines/<endpoint>/ that the job definition's BaselineConfig names.
+DRIFT_JOB_COMMAND = ("python", "-m", "workloads.lifecycle", "drift")
+BASELINE_STATISTICS_FILE = "statistics.json"
+BASELINE_CONSTRAINTS_FILE = "constraints.json"
 
 # Stack outputs the lifecycle commands read (`--stack-outputs`), exported by the program.
 OUTPUT_MODEL_PACKAGE_GROUPS = "modelPackageGroupNames"  # {model: group name}
 OUTPUT_APPROVAL_GATE = "approvalGate"                   # {metric: minimum} approval refuses below
 OUTPUT_PROMOTION_THRESHOLDS = "promotionThresholds"     # {check: threshold} `compare` judges against
 OUTPUT_TRACKING_SERVER_ARN = "mlflowTrackingServerArn"
+
+# The checks in promotionThresholds, as `compare` reads them and the stack settings spell them.
+PROMOTION_MIN_AGREEMENT = "minAgreement"          # label agreement (classifier) or mean cosine (embeddings)
+PROMOTION_MIN_PAIRS = "minPairs"                  # requests both variants answered, needed for a verdict
+PROMOTION_MAX_ERROR_RATE_DELTA = "maxErrorRateDelta"  # candidate error rate minus the production one
+PROMOTION_MAX_LATENCY_RATIO = "maxLatencyP99Ratio"    # candidate p99 over production p99, when captured
+PROMOTION_CHECKS = (PROMOTION_MIN_AGREEMENT, PROMOTION_MIN_PAIRS, PROMOTION_MAX_ERROR_RATE_DELTA,
+                    PROMOTION_MAX_LATENCY_RATIO)
 
 # Where monitoring writes, in the models bucket.
 MONITORING = "monitoring/"
@@ -70,11 +83,14 @@ def baseline_prefix(endpoint: str) -> str:
     return f"{BASELINES}{endpoint}/"
 
 
-__all__ = ["APPROVAL_STATUSES", "APPROVED", "BASELINES", "DRIFT_DIMENSION", "DRIFT_MAX_PSI_METRIC", "DRIFT_METRIC",
+__all__ = ["APPROVAL_STATUSES", "APPROVED", "BASELINES", "BASELINE_CONSTRAINTS_FILE", "BASELINE_STATISTICS_FILE",
+           "DRIFT_JOB_COMMAND", "DRIFT_DIMENSION", "DRIFT_MAX_PSI_METRIC", "DRIFT_METRIC",
            "DRIFT_NAMESPACE", "DRIFT_REPORT_FILE", "LINEAGE_CODE_COMMIT", "LINEAGE_DATASET_SHA256",
            "LINEAGE_DATASET_URI", "LINEAGE_KEYS", "LINEAGE_MANIFEST_SHA256", "LINEAGE_MLFLOW_RUN",
            "LINEAGE_TRAINING_RUN", "MONITORING", "MONITOR_BASELINE_CONSTRAINTS", "MONITOR_BASELINE_DIR",
            "MONITOR_BASELINE_STATISTICS", "MONITOR_DATASET_SOURCE", "MONITOR_ENDPOINT_NAME", "MONITOR_INPUT_DIR",
            "MONITOR_OUTPUT_DIR", "MONITOR_OUTPUT_PATH", "MONITOR_PUBLISH_METRICS", "OUTPUT_APPROVAL_GATE",
-           "OUTPUT_MODEL_PACKAGE_GROUPS", "OUTPUT_PROMOTION_THRESHOLDS", "OUTPUT_TRACKING_SERVER_ARN", "PENDING", "REJECTED", "baseline_prefix",
+           "OUTPUT_MODEL_PACKAGE_GROUPS", "OUTPUT_PROMOTION_THRESHOLDS", "OUTPUT_TRACKING_SERVER_ARN", "PENDING",
+           "PROMOTION_CHECKS", "PROMOTION_MAX_ERROR_RATE_DELTA", "PROMOTION_MAX_LATENCY_RATIO", "PROMOTION_MIN_AGREEMENT",
+           "PROMOTION_MIN_PAIRS", "REJECTED", "baseline_prefix",
            "model_package_group_name", "monitoring_prefix"]

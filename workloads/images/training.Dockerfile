@@ -5,6 +5,7 @@
 #           --build-arg BASE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04 \
 #           --build-arg TORCH_INDEX=https://download.pytorch.org/whl/cu128 .
 # SageMaker runs `<image> train`; the entry point starts torchrun across instances (workloads/training/entry.py).
+# A Model Monitor job runs it with ContainerEntrypoint `python -m workloads.lifecycle drift`.
 ARG BASE=python:3.11.14-slim-bookworm
 FROM ${BASE}
 
@@ -20,10 +21,12 @@ RUN if ! command -v python3.11 >/dev/null; then \
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /opt/aiinfra
-COPY workloads/requirements.txt workloads/requirements.txt
-# torch first, from the index that matches the base (CPU or CUDA wheels), at the repository's pin.
+COPY workloads/requirements.txt workloads/requirements-lifecycle.txt workloads/
+# torch first, from the index that matches the base (CPU or CUDA wheels), at the repository's pin. The lifecycle
+# requirements (MLflow client, scipy) make this image also the drift job's (contracts.lifecycle.DRIFT_JOB_COMMAND
+# as the monitoring job's entry point) and the register step's; the serving image has none of them.
 RUN pip install --index-url "${TORCH_INDEX}" "$(grep -E '^torch==' workloads/requirements.txt)" && \
-    pip install -r workloads/requirements.txt
+    pip install -r workloads/requirements.txt -r workloads/requirements-lifecycle.txt
 COPY contracts/ contracts/
 COPY workloads/ workloads/
 # workloads.features reads its topic and schema facts from contracts/ (shared with the stack).

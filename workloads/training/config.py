@@ -18,6 +18,7 @@ from typing import Any
 from contracts.storage import RUN_ARCHIVE
 from workloads.common.cli import UsageError
 from workloads.common.s3 import is_s3, parse_uri
+from workloads.common.tracking import DEFAULT_EXPERIMENT, EXPERIMENT_ENV, check_uri, resolve_uri
 
 DEFAULT_BASE_DIR = "/opt/ml"
 DEVICES = ("auto", "cpu", "cuda", "neuron")
@@ -88,6 +89,8 @@ class Paths:
     output_uri: str | None = None  # s3:// run prefix: <it>output/model.tar.gz, SageMaker's layout
     output_kms_key: str | None = None
     pointer_uri: str | None = None  # s3:// pointer manifest naming the newest model, written last
+    tracking_uri: str | None = None  # MLflow tracking URI (file:, sqlite:, http(s): or a SageMaker server ARN)
+    experiment: str = DEFAULT_EXPERIMENT
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,12 @@ def build_parser() -> argparse.ArgumentParser:
     remote.add_argument("--output-s3-uri", help=f"run prefix: the model goes to <it>{RUN_ARCHIVE}")
     remote.add_argument("--output-kms-key-id", help="SSE-KMS key for the model archive and the pointer")
     remote.add_argument("--pointer-s3-uri", help="after the model, write a pointer manifest naming it here")
+    tracking = parser.add_argument_group("experiment tracking (MLflow)")
+    tracking.add_argument("--mlflow-tracking-uri", help="log parameters, per-step metrics and artifacts to this "
+                          "MLflow store: file:/sqlite: URI, http(s):// server or a SageMaker tracking server ARN "
+                          "(default: MLFLOW_TRACKING_URI; unset: no tracking)")
+    tracking.add_argument("--mlflow-experiment", help=f"experiment name (default: {EXPERIMENT_ENV}, else "
+                          f"{DEFAULT_EXPERIMENT})")
     hps = parser.add_argument_group("hyperparameters (flags override SM_HPS and hyperparameters.json)")
     for f in fields(Hyperparameters):
         kind = _TYPES[f.type] if isinstance(f.type, str) else f.type
@@ -265,6 +274,9 @@ def resolve(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None
     if args.validation is None and not env.get("SM_CHANNEL_VALIDATION") and not validation.exists():
         validation = None  # optional unless asked for explicitly
     remote = _remote(args)
+    tracking_uri = resolve_uri(args.mlflow_tracking_uri, env)
+    if tracking_uri:
+        check_uri(tracking_uri, "--mlflow-tracking-uri" if args.mlflow_tracking_uri else "MLFLOW_TRACKING_URI")
     paths = Paths(
         base_dir=base,
         train=channel(args.train, "SM_CHANNEL_TRAIN", "train"),
@@ -272,6 +284,8 @@ def resolve(argv: Sequence[str] | None, environ: Mapping[str, str] | None = None
         model_dir=args.model_dir or Path(env.get("SM_MODEL_DIR") or base / "model"),
         checkpoint_dir=args.checkpoint_dir or base / "checkpoints",
         hyperparameters_file=hp_file,
+        tracking_uri=tracking_uri,
+        experiment=args.mlflow_experiment or env.get(EXPERIMENT_ENV) or DEFAULT_EXPERIMENT,
         **remote,
     )
     if not hp.model_name_or_path and env.get("SM_CHANNEL_MODEL"):

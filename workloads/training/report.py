@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 METRIC_DEFINITIONS = [
@@ -21,10 +22,12 @@ METRIC_DEFINITIONS = [
 
 
 class Reporter:
-    """Writes step and validation records as JSON lines (stdout) or as a progress bar (stderr)."""
+    """Writes step and validation records as JSON lines (stdout) or as a progress bar (stderr), and hands each
+    record to the observers (the experiment tracker) as well."""
 
     def __init__(self, mode: str, total_steps: int, *, enabled: bool = True,
-                 stdout: TextIO | None = None, stderr: TextIO | None = None) -> None:
+                 stdout: TextIO | None = None, stderr: TextIO | None = None,
+                 observers: Sequence[Callable[[dict[str, Any]], None]] = ()) -> None:
         self.out = stdout or sys.stdout
         self.err = stderr or sys.stderr
         if mode == "auto":
@@ -33,11 +36,14 @@ class Reporter:
         self.total = total_steps
         self.enabled = enabled
         self._bar_open = False
+        self.observers = list(observers)
 
     def emit(self, record: dict[str, Any]) -> None:
         """One record: a JSON line, or (progress mode) a redrawn bar for steps and a printed line otherwise."""
         if not self.enabled:
             return
+        for observe in self.observers:
+            observe(record)
         if self.mode == "json":
             print(json.dumps(record), file=self.out, flush=True)
             return

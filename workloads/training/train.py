@@ -94,6 +94,7 @@ def _train(cfg: Any) -> int:
         _writable(flag, folder)
 
     rt = runtime.start(kind)
+    tracker = None
     try:
         from transformers import get_linear_schedule_with_warmup
 
@@ -115,11 +116,16 @@ def _train(cfg: Any) -> int:
             ids = [rt.local_rank] if rt.kind == "cuda" else None
             train_model = DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=rt.kind == "xla")
 
-        reporter = Reporter(hp.log_format, total, enabled=rt.is_main)
+        tracker = _tracker(paths) if rt.is_main else None
+        reporter = Reporter(hp.log_format, total, enabled=rt.is_main, observers=[tracker.observe] if tracker else [])
         reporter.emit({"event": "start", "step": step, "total_steps": total, "epoch": epoch + 1,
                        "world_size": rt.world_size, "device": rt.kind, "model": str(model_dir),
                        "train_examples": len(train_examples), "validation_examples": len(validation_examples),
                        "labels": names, "resumed_from": str(loaded.path) if loaded else None})
+        if tracker:
+            tracker.log_params({**asdict(hp), "train": paths.train_uri or str(paths.train),
+                                "train_examples": len(train_examples), "world_size": rt.world_size,
+                                "device": rt.kind, "labels": ",".join(names)})
         pad = "max_length" if rt.kind == "xla" else "longest"  # XLA compiles once per shape: keep one shape
 
         def encode(texts: list[str]) -> dict[str, Any]:
@@ -192,6 +198,8 @@ def _train(cfg: Any) -> int:
                     save_checkpoint()
                 if stop:
                     reporter.close()
+                    if tracker:
+                        tracker.close("KILLED")  # reopened by the restarted run (RUN_ID_FILE)
                     if rt.is_main:
                         print(f"interrupted: checkpoint at step {step} written to {paths.checkpoint_dir}",
                               file=sys.stderr, flush=True)
@@ -214,14 +222,34 @@ def _train(cfg: Any) -> int:
                 "labels": names, "seconds": round(time.perf_counter() - started, 3),
                 "hyperparameters": asdict(hp), **{k: round(v, 6) for k, v in last.items()},
             }
+            if tracker:
+                metrics["mlflow_run_id"] = tracker.run_id  # the registry links the run from here
             _write_model(model, tokenizer, paths.model_dir, metrics)
+            if tracker:
+                for name in ("metrics.json", "config.json"):
+                    tracker.log_artifact(paths.model_dir / name)
+                tracker.close("FINISHED")
             if paths.output_uri:
                 remote.publish_model(paths.model_dir, paths.output_uri, paths.output_kms_key, paths.pointer_uri,
                                      metrics)
         rt.barrier()
         return 0
     finally:
+        if tracker:
+            tracker.close("FAILED")  # no-op after FINISHED or KILLED
         rt.close()
+
+
+def _tracker(paths: Any) -> Any:
+    """The MLflow run of this training (rank 0 only), reopened after a restart; None without a tracking URI."""
+    if not paths.tracking_uri:
+        return None
+    from contracts.lifecycle import LINEAGE_TRAINING_RUN
+    from workloads.common.tracking import RUN_ID_FILE, Tracker
+
+    job = os.environ.get("TRAINING_JOB_NAME")  # set by SageMaker training
+    return Tracker(paths.tracking_uri, paths.experiment, run_name=job, resume_file=paths.checkpoint_dir / RUN_ID_FILE,
+                   tags={LINEAGE_TRAINING_RUN: job} if job else None)
 
 
 def _build(model_dir: Path, names: list[str], hp: Any, rt: Any) -> tuple[Any, Any, Any]:
