@@ -34,6 +34,7 @@ FEATURE_STORE_SECRET_ARN = "featureStoreSecretArn"
 SERVING_SECURITY_GROUP_ID = "servingSecurityGroupId"
 ALARM_TOPIC_ARN = "alarmTopicArn"
 DASHBOARD_NAME = "dashboardName"
+CLUSTER_DASHBOARD_NAME = "clusterDashboardName"
 INFERENCE_ENDPOINTS = "inferenceEndpoints"
 
 
