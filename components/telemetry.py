@@ -9,9 +9,13 @@ matters: the agent drops Prometheus histograms, so request latency and error rat
 own access log (one JSON line per request) by metric filters, which give CloudWatch every request's duration
 and so true p50/p95/p99; the scrape takes gauges only (`contracts.telemetry.SCRAPED_GAUGES`).
 
-Each agent scrapes only the model servers on its own node (a field selector on `spec.nodeName`): no sample is
-sent twice, and the scrape comes from the pod's own node, which NetworkPolicy always admits (the VPC CNI's
-policy agent allows the node's address), so the serving namespace's default deny stays closed to every pod.
+Who reaches the servers' port: every agent of the DaemonSet discovers every model server, but the serving
+namespace's default deny admits only the agent on the pod's own node (NetworkPolicy always admits traffic from
+the pod's node, the rule the kubelet's probes rely on; the VPC CNI's policy agent allows the node's own
+address), so each server is scraped once, by its node's agent, and the other agents' attempts end at the short
+scrape timeout. No ingress is opened to the VPC: the agents run in the host network, so an ipBlock for them
+would admit every pod's address as well. (The agent reads its scrape file with Prometheus's loader, which
+expands no environment variables, so a per-node field selector cannot name the agent's node.)
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ AGENT_NAMESPACE, AGENT_SERVICE_ACCOUNT = "amazon-cloudwatch", "cloudwatch-agent"
 KEDA_NAMESPACE, KEDA_SERVICE_ACCOUNT = "keda", "keda-operator"
 KEDA_REPO = "https://kedacore.github.io/charts"
 SCRAPE_JOB = "model-server"
+SCRAPE_TIMEOUT_SECONDS = 5
 
 # Container Insights (enhanced observability with accelerated compute) metrics the alarms and dashboard read,
 # with the dimension sets the agent publishes them under.
@@ -101,19 +106,16 @@ class ServingAutoscaling:
 
 def scrape_config(target: ScrapeTarget, interval_seconds: int) -> dict[str, Any]:
     """The Prometheus scrape of the model servers: pods with the server's labels in its namespace, on the
-    agent's own node, on the server's port and metrics path; only the gauges are kept."""
+    server's port and metrics path; only the gauges are kept."""
     label_rules = [{"source_labels": [f"__meta_kubernetes_pod_label_{_label_name(k)}"], "regex": v, "action": "keep"}
                    for k, v in sorted(target.labels.items())]
     return {
-        "global": {"scrape_interval": f"{interval_seconds}s", "scrape_timeout": "10s"},
+        # Short timeout: the attempts of agents on other nodes are dropped by the namespace's default deny.
+        "global": {"scrape_interval": f"{interval_seconds}s", "scrape_timeout": f"{SCRAPE_TIMEOUT_SECONDS}s"},
         "scrape_configs": [{
             "job_name": SCRAPE_JOB,
             "metrics_path": server.METRICS_PATH,
-            "kubernetes_sd_configs": [{
-                "role": "pod", "namespaces": {"names": [target.namespace]},
-                # The operator gives every agent K8S_NODE_NAME; each scrapes its own node's pods only.
-                "selectors": [{"role": "pod", "field": "spec.nodeName=${env:K8S_NODE_NAME}"}],
-            }],
+            "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [target.namespace]}}],
             "relabel_configs": [
                 *label_rules,
                 {"source_labels": ["__meta_kubernetes_pod_container_port_number"], "regex": str(SERVING_PORT),
