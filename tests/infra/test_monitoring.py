@@ -187,3 +187,65 @@ def test_dev_given_prods_service_settings_declares_exactly_prods_services(stack_
     # ...while the shipped dev stack, with its own settings, really is smaller and cheaper.
     dev = service_inputs(stack_graph("dev"))
     assert len(dev) < len(prod)
+
+
+# --- EKS ------------------------------------------------------------------------------------------------------
+
+def eks_alarms(graph: Any) -> dict[str, Mapping[str, Any]]:
+    stack = graph.stack_outputs["environment"]
+    return {a.inputs["name"].removeprefix(f"aiinfra-{stack}-eks-"): a.inputs for a in graph.of_type(ALARM)
+            if "-eks-" in a.inputs["name"]}
+
+
+@pytest.mark.parametrize(("stack", "pending", "p99", "errors", "idle_hours", "busy_periods"), [
+    ("dev", 60, 2000, 5.0, 1, 6), ("staging", 30, 1000, 2.0, 3, 6), ("prod", 10, 250, 0.5, 3, 3)])
+def test_eks_alarm_thresholds_follow_each_environments_defaults(stack_graph: Callable, stack: str, pending: int,
+                                                                p99: float, errors: float, idle_hours: int,
+                                                                busy_periods: int) -> None:
+    alarms = eks_alarms(stack_graph(stack))
+    waiting = alarms["serving-model-server-pending"]
+    assert (waiting["metricName"], waiting["statistic"], waiting["threshold"]) == ("pod_status_pending", "Maximum", 0)
+    assert waiting["period"] * waiting["evaluationPeriods"] == pending * 60
+    assert waiting["datapointsToAlarm"] == waiting["evaluationPeriods"]  # pending the whole time, not once
+    assert waiting["dimensions"] == {"ClusterName": f"aiinfra-{stack}-eks", "Namespace": "serving",
+                                     "PodName": "model-server"}
+    nodes = alarms["nodes-not-ready"]
+    assert (nodes["metricName"], nodes["statistic"], nodes["comparisonOperator"], nodes["threshold"]) == (
+        "node_status_condition_ready", "Minimum", "LessThanThreshold", 1)
+    latency = alarms["serving-latency-p99"]
+    assert (latency["extendedStatistic"], latency["threshold"]) == ("p99", p99)
+    rate = alarms["serving-5xx-rate"]
+    assert rate["threshold"] == errors
+    assert {q["id"]: q for q in rate["metricQueries"]}["rate"]["expression"] == \
+        "IF(requests > 0, 100 * errors / requests, 0)"
+    idle, busy = alarms["neuron-idle"], alarms["neuron-saturated"]
+    assert (idle["metricName"], idle["comparisonOperator"], idle["threshold"]) == (
+        "node_neuroncore_utilization", "LessThanThreshold", 5)
+    assert idle["period"] * idle["evaluationPeriods"] == idle_hours * 3600
+    assert (busy["comparisonOperator"], busy["threshold"], busy["evaluationPeriods"]) == (
+        "GreaterThanThreshold", 95, busy_periods)
+    # No nodes, no data: a pool scaled to zero costs nothing and pages no one.
+    assert all(a["treatMissingData"] == "notBreaching" for a in alarms.values())
+
+
+def test_eks_thresholds_come_from_the_monitoring_settings(synth_with: Callable) -> None:
+    alarms = eks_alarms(synth_with({"aiinfra:monitoring": {
+        "pendingPodMinutes": 7, "servingLatencyP99Ms": 123, "acceleratorIdlePercent": 2,
+        "acceleratorIdleHours": 4, "acceleratorSaturatedPercent": 90, "acceleratorSaturatedMinutes": 12}}))
+    assert alarms["training-trainer-pending"]["evaluationPeriods"] == 7
+    assert alarms["serving-latency-p99"]["threshold"] == 123
+    assert (alarms["nvidia-idle"]["threshold"], alarms["nvidia-idle"]["evaluationPeriods"]) == (2, 4)
+    assert (alarms["nvidia-saturated"]["threshold"], alarms["nvidia-saturated"]["evaluationPeriods"]) == (90, 3)
+
+
+def test_accelerator_alarms_only_for_kinds_the_pools_carry(stack_graph: Callable) -> None:
+    assert {n for n in eks_alarms(stack_graph("dev")) if n.endswith(("-idle", "-saturated"))} == {
+        "neuron-idle", "neuron-saturated", "nvidia-idle", "nvidia-saturated"}
+    assert not any(n.startswith("nvidia") for n in eks_alarms(stack_graph("prod")))
+
+
+def test_idle_must_stay_below_saturated(settings_error: Callable) -> None:
+    message = settings_error({"aiinfra:monitoring": {"acceleratorIdlePercent": 50, "acceleratorSaturatedPercent": 50}})
+    assert "\n" not in message
+    assert message.endswith("aiinfra:monitoring.acceleratorIdlePercent = 50.0: must be below "
+                            "acceleratorSaturatedPercent (50)")

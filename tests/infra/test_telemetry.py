@@ -284,3 +284,10 @@ def test_the_cluster_dashboard_has_the_four_on_call_views(stack_graph: Callable)
     assert "Accelerator utilization" in capacity
     alarm_widget = next(w for w in widgets if w["type"] == "alarm")
     assert set(alarm_widget["properties"]["alarms"]) == {a.outputs["arn"] for a in eks_alarms(graph).values()}
+
+
+def test_an_unpinned_version_is_refused_in_one_line(settings_error: Callable) -> None:
+    message = settings_error({"aiinfra:telemetry": {"kedaVersion": "latest"}})
+    assert "\n" not in message
+    assert message.endswith("aiinfra:telemetry.kedaVersion = 'latest': pin an exact version "
+                            "(like v0.8.0-eksbuild.1 or 2.17.2)")
