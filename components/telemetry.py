@@ -58,9 +58,6 @@ FAILED_NODES = "cluster_failed_node_count"     # ClusterName
 ACCELERATOR_UTILIZATION = {"neuron": "node_neuroncore_utilization", "nvidia": "node_gpu_utilization"}
 ACCELERATOR_LIMIT = {"neuron": "node_neuroncore_limit", "nvidia": "node_gpu_limit"}
 ACCELERATOR_RESERVED = {"neuron": "node_neuroncore_reserved_capacity", "nvidia": "node_gpu_reserved_capacity"}
-CONTAINER_INSIGHTS_METRICS = frozenset({POD_PENDING, NODE_READY, NODE_COUNT, FAILED_NODES,
-                                        *ACCELERATOR_UTILIZATION.values(), *ACCELERATOR_LIMIT.values(),
-                                        *ACCELERATOR_RESERVED.values()})
 # What the access-log metric filters publish.
 REQUEST_LATENCY, REQUESTS, REQUEST_ERRORS = "model_request_latency", "model_requests", "model_request_5xx"
 
@@ -88,12 +85,6 @@ class ServingMetrics:
     def log_dimensions(self) -> dict[str, str]:
         """The access-log metrics' dimension: the model servers' Kubernetes namespace."""
         return {"Namespace": self.dimensions["Namespace"]}
-
-    def declared(self) -> frozenset[tuple[str, str]]:
-        """Every (namespace, metric) this telemetry produces: what an alarm may watch."""
-        return frozenset({*((CONTAINER_INSIGHTS, m) for m in CONTAINER_INSIGHTS_METRICS),
-                          *((self.prometheus_namespace, m) for m in server.SCRAPED_GAUGES),
-                          *((self.log_namespace, m) for m in (REQUEST_LATENCY, REQUESTS, REQUEST_ERRORS))})
 
 
 @dataclass(frozen=True)
