@@ -19,12 +19,14 @@ from components.kubernetes_addons import WorkloadTarget
 from components.pod_sizing import COMPILATION_POD, SERVING_POD, PodSize, per_node, training_pod
 from components.settings import NodePoolSettings, ServingSettings, StackIdentity, WorkloadSettings
 from components.storage import StorageRefs
+from components.telemetry import ServingAutoscaling
 from components.workload_identity import SERVICE_ACCOUNTS
 from contracts import env as names
 from contracts.ports import MODEL_SERVER as SERVING_PORT
 from contracts.ports import REDIS as REDIS_PORT
 from contracts.ports import TORCHRUN as TORCHRUN_PORT
 from contracts.storage import CHECKPOINTS, POINTER, TRAIN_CHANNEL, TRAINED, VALIDATION_CHANNEL
+from contracts.telemetry import QUEUE_DEPTH
 
 MODEL_DIR = "/opt/ml/model"
 RUN_AS = 1000  # the images' unprivileged user
@@ -32,6 +34,8 @@ RUN_AS = 1000  # the images' unprivileged user
 SKIP_AWAIT = {"pulumi.com/skipAwait": "true"}
 # Pods that may call the model server carry this label (any namespace); nothing else reaches it.
 MODEL_CLIENT_LABEL = "aiinfra.io/model-client"
+# The model server's pod labels: what its Service, NetworkPolicy, autoscaler and metrics scrape select.
+SERVER_LABELS = {"app.kubernetes.io/name": "model-server", "app.kubernetes.io/part-of": "aiinfra"}
 # The device each pool profile's workloads are told to use (`--device`): never a silent CPU fallback.
 DEVICES = {"nvidia": "cuda", "neuron": "neuron", None: "cpu"}
 
@@ -104,12 +108,13 @@ class SharedCache:
 
 class ClusterWorkloads(pulumi.ComponentResource):
     """The training Job and its headless Service, the compilation Job, and the serving Deployment with its
-    Service, HorizontalPodAutoscaler and PodDisruptionBudget."""
+    Service, KEDA ScaledObject and PodDisruptionBudget."""
 
     def __init__(self, name: str, settings: WorkloadSettings, *, stack: StackIdentity,
                  node_pools: Sequence[NodePoolSettings], addons: WorkloadTarget, storage: StorageRefs,
                  models_key_arn: pulumi.Input[str], data_key_arn: pulumi.Input[str], feature_store: SharedCache,
-                 vpc_cidr: str, api_keys_secret_arn: pulumi.Input[str] | None = None,
+                 vpc_cidr: str, autoscaling: ServingAutoscaling,
+                 api_keys_secret_arn: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:cluster_workloads:ClusterWorkloads", name, None, opts)
         config = settings
@@ -122,12 +127,17 @@ class ClusterWorkloads(pulumi.ComponentResource):
         self._data_key = data_key_arn
         self._feature_store = feature_store
         self._api_keys = api_keys_secret_arn
+        self._autoscaling = autoscaling
         self._image = {repo: pulumi.Output.concat(r.url, ":", config.image_tag)
                        for repo, r in storage.repositories.items()}
         self._training(name, config, pools[config.training.pool])
         self._compilation(name, config, pools[config.compilation.pool])
         self._serving(name, config, pools[config.serving.pool])
         self._network_policies(name, vpc_cidr)
+        # (namespace, name) of the workloads whose pods take accelerators: what the pending-pod alarms watch.
+        self.accelerated_workloads = (
+            (SERVICE_ACCOUNTS["training"].namespace, "trainer"), (SERVICE_ACCOUNTS["compilation"].namespace, "compiler"),
+            (SERVICE_ACCOUNTS["serving"].namespace, SERVER_LABELS["app.kubernetes.io/name"]))
         self.register_outputs({"trainingJob": self.training_job.metadata.name,
                                "servingService": self.serving_service.metadata.name})
 
@@ -263,7 +273,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
     def _serving(self, name: str, config: WorkloadSettings, pool: NodePoolSettings) -> None:
         spec = SERVICE_ACCOUNTS["serving"]
         serving = config.serving
-        labels = {"app.kubernetes.io/name": "model-server", "app.kubernetes.io/part-of": "aiinfra"}
+        labels = SERVER_LABELS
         accelerator = serving_accelerator(pool)
         size = PodSize(SERVING_POD.cpu, SERVING_POD.memory_gib, accelerators=serving.accelerators_per_pod)
         fetch = self._fetch_model(serving.model_prefix)
@@ -302,17 +312,40 @@ class ClusterWorkloads(pulumi.ComponentResource):
             spec={"type": "ClusterIP", "selector": labels,
                   "ports": [{"name": "http", "port": 80, "target_port": "http"}]},
             opts=self._opts)
-        self.serving_autoscaler = k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{name}-serving", metadata=meta,
-            spec={"scale_target_ref": {"api_version": "apps/v1", "kind": "Deployment", "name": "model-server"},
-                  "min_replicas": serving.min_replicas, "max_replicas": serving.max_replicas,
-                  "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
-                      "type": "Utilization", "average_utilization": serving.target_cpu_utilization}}}]},
-            opts=self._opts)
+        self.serving_autoscaler = self._scaled_object(name, meta, serving)
         self.serving_disruption_budget = k8s.policy.v1.PodDisruptionBudget(
             f"{name}-serving", metadata=meta,
             spec={"max_unavailable": 1, "selector": {"match_labels": labels}},
             opts=self._opts)
+
+    def _scaled_object(self, name: str, meta: Mapping[str, Any],
+                       serving: ServingSettings) -> k8s.apiextensions.CustomResource:
+        """KEDA scales the servers on their queue depth (inputs waiting for the accelerator), averaged over the
+        replicas, from CloudWatch; CPU (through metrics-server) is a second trigger, so a broken metric path
+        still scales on something. `metricType: Value` because the metric is already a per-replica average."""
+        scaling = self._autoscaling
+        metrics = scaling.metrics
+        after_keda = pulumi.ResourceOptions.merge(self._opts, pulumi.ResourceOptions(depends_on=[scaling.keda]))
+        auth = k8s.apiextensions.CustomResource(
+            f"{name}-serving-keda-auth", api_version="keda.sh/v1alpha1", kind="TriggerAuthentication",
+            metadata={"name": "cloudwatch", "namespace": meta["namespace"]},
+            # The operator's own role (IRSA), which may read CloudWatch metrics only.
+            spec={"podIdentity": {"provider": "aws"}}, opts=after_keda)
+        cloudwatch = {
+            "type": "aws-cloudwatch", "metricType": "Value", "authenticationRef": {"name": "cloudwatch"},
+            "metadata": {
+                "awsRegion": metrics.region, "namespace": metrics.prometheus_namespace,
+                "metricName": QUEUE_DEPTH,
+                "dimensionName": ";".join(metrics.dimensions), "dimensionValue": ";".join(metrics.dimensions.values()),
+                "metricStat": "Average", "metricStatPeriod": "60", "metricCollectionTime": "180",
+                "targetMetricValue": str(serving.target_queue_depth), "minMetricValue": "0"}}
+        cpu = {"type": "cpu", "metricType": "Utilization", "metadata": {"value": str(serving.target_cpu_utilization)}}
+        return k8s.apiextensions.CustomResource(
+            f"{name}-serving", api_version="keda.sh/v1alpha1", kind="ScaledObject", metadata=dict(meta),
+            spec={"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"]},
+                  "minReplicaCount": serving.min_replicas, "maxReplicaCount": serving.max_replicas,
+                  "pollingInterval": 30, "cooldownPeriod": 300, "triggers": [cloudwatch, cpu]},
+            opts=pulumi.ResourceOptions.merge(after_keda, pulumi.ResourceOptions(depends_on=[auth])))
 
     # --- network policies --------------------------------------------------------------------------------------
     def _network_policies(self, name: str, vpc_cidr: str) -> None:
@@ -320,7 +353,7 @@ class ClusterWorkloads(pulumi.ComponentResource):
         the collectives only between the training Job's own pods; the model server only from labelled
         clients, and out to the feature store's Redis inside the VPC."""
         trainer = {"app.kubernetes.io/name": "trainer", "app.kubernetes.io/part-of": "aiinfra"}
-        server = {"app.kubernetes.io/name": "model-server", "app.kubernetes.io/part-of": "aiinfra"}
+        server = SERVER_LABELS
         self.network_policies = [
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-trainer-peers",

@@ -1,4 +1,5 @@
-"""CloudWatch alarms for endpoints, MSK and Redis, an encrypted SNS topic they all notify, and one dashboard.
+"""CloudWatch alarms for endpoints, MSK, Redis and the EKS cluster, an encrypted SNS topic they all notify, the
+platform dashboard and the EKS on-call dashboard.
 
 Monitoring is built before the endpoints: their blue/green rollout names these alarm objects for automatic
 rollback, so the alarms must exist first. What it watches arrives as small typed descriptions
@@ -19,6 +20,10 @@ import pulumi_aws as aws
 from components.context import AccountContext
 from components.iam import policy_document
 from components.settings import EndpointAlarmSettings, MonitoringSettings, StackIdentity
+from components.telemetry import (ACCELERATOR_LIMIT, ACCELERATOR_RESERVED, ACCELERATOR_UTILIZATION, CONTAINER_INSIGHTS,
+                                  FAILED_NODES, NODE_COUNT, NODE_READY, POD_PENDING, REQUEST_ERRORS, REQUEST_LATENCY,
+                                  REQUESTS, ServingMetrics)
+from contracts.telemetry import QUEUE_DEPTH, READY
 
 SAGEMAKER = "AWS/SageMaker"
 KAFKA = "AWS/Kafka"
@@ -48,6 +53,16 @@ class FeatureStoreWatch:
 
     group_id: str
     member_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ClusterWatch:
+    """The EKS cluster to alarm on: where its telemetry lands, the workloads whose pods take accelerators
+    (namespace, name), and the accelerator kinds its pools carry (`neuron`, `nvidia`)."""
+
+    metrics: ServingMetrics
+    accelerated_workloads: tuple[tuple[str, str], ...]
+    accelerators: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,8 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, settings: MonitoringSettings, *, stack: StackIdentity,
                  key_arn: pulumi.Input[str], endpoints: Mapping[str, EndpointWatch], streaming: StreamingWatch,
-                 feature_store: FeatureStoreWatch, opts: pulumi.ResourceOptions | None = None) -> None:
+                 feature_store: FeatureStoreWatch, cluster: ClusterWatch,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:monitoring:Monitoring", name, None, opts)
         config = settings
         self._name = name
@@ -98,11 +114,14 @@ class Monitoring(pulumi.ComponentResource):
         self.endpoint_alarms = {short: self._endpoint(short, watch) for short, watch in endpoints.items()}
         self.streaming_alarms = self._streaming(streaming, config)
         self.feature_store_alarms = self._feature_store(feature_store, config)
+        self.cluster_alarms = self._cluster(cluster, config)
         self.dashboard = self._dashboard(endpoints, streaming, feature_store)
-        self.alarms = list(self._all_alarms())
+        self.cluster_dashboard = self._cluster_dashboard(cluster)
+        self.alarms = [*self._all_alarms(), *self.cluster_alarms]
         self.register_outputs({
             "topicArn": self.topic.arn,
             "dashboardName": self.dashboard.dashboard_name,
+            "clusterDashboardName": self.cluster_dashboard.dashboard_name,
             "alarmNames": [a.name for a in self.alarms],
         })
 
@@ -250,6 +269,128 @@ class Monitoring(pulumi.ComponentResource):
                 metric_queries=across_nodes("ReplicationLag", "Maximum", "MAX", "worst replica lag")))
         return alarms
 
+    # --- EKS ------------------------------------------------------------------------------------------------
+    def _cluster(self, cluster: ClusterWatch, config: MonitoringSettings) -> list[aws.cloudwatch.MetricAlarm]:
+        """Capacity (accelerator pods pending, nodes not ready), the model servers (p99, 5xx rate, from their
+        access log), and the accelerators (idle for hours while paid for, or saturated)."""
+        metrics = cluster.metrics
+        cluster_dims = {"ClusterName": metrics.cluster_name}
+        alarms = [
+            self._alarm(
+                f"eks-{namespace}-{workload}-pending",
+                f"{metrics.cluster_name}: pods of {namespace}/{workload} (accelerators) Pending for "
+                f"{config.pending_pod_minutes} minutes (no capacity, quota, or a pool that cannot scale)",
+                namespace=CONTAINER_INSIGHTS, metric_name=POD_PENDING,
+                dimensions={**cluster_dims, "Namespace": namespace, "PodName": workload}, statistic="Maximum",
+                period=60, evaluation_periods=config.pending_pod_minutes,
+                datapoints_to_alarm=config.pending_pod_minutes, comparison_operator="GreaterThanThreshold",
+                threshold=0.0, treat_missing_data="notBreaching")
+            for namespace, workload in cluster.accelerated_workloads]
+        alarms.append(self._alarm(
+            "eks-nodes-not-ready",
+            f"{metrics.cluster_name}: a node not Ready for {config.node_not_ready_minutes} minutes",
+            namespace=CONTAINER_INSIGHTS, metric_name=NODE_READY, dimensions=cluster_dims, statistic="Minimum",
+            period=60, evaluation_periods=config.node_not_ready_minutes,
+            datapoints_to_alarm=config.node_not_ready_minutes, comparison_operator="LessThanThreshold",
+            threshold=1.0, treat_missing_data="notBreaching"))
+        alarms.append(self._alarm(
+            "eks-serving-latency-p99",
+            f"{metrics.cluster_name}: p99 of model requests above {config.serving_latency_p99_ms:g} ms",
+            namespace=metrics.log_namespace, metric_name=REQUEST_LATENCY, dimensions=metrics.log_dimensions,
+            extended_statistic="p99", period=60,
+            evaluation_periods=5, datapoints_to_alarm=3, comparison_operator="GreaterThanThreshold",
+            threshold=config.serving_latency_p99_ms, treat_missing_data="notBreaching"))
+        alarms.append(self._alarm(
+            "eks-serving-5xx-rate",
+            f"{metrics.cluster_name}: 5xx above {config.serving_error_percent:g}% of model requests",
+            comparison_operator="GreaterThanThreshold", threshold=config.serving_error_percent,
+            evaluation_periods=5, datapoints_to_alarm=3, treat_missing_data="notBreaching",
+            metric_queries=[
+                metric("requests", metrics.log_namespace, REQUESTS, metrics.log_dimensions, "Sum", 60),
+                metric("errors", metrics.log_namespace, REQUEST_ERRORS, metrics.log_dimensions, "Sum", 60),
+                {"id": "rate", "label": "5xx percent of model requests", "return_data": True,
+                 "expression": "IF(requests > 0, 100 * errors / requests, 0)"}]))
+        for kind in cluster.accelerators:
+            name = ACCELERATOR_UTILIZATION[kind]
+            alarms.append(self._alarm(
+                f"eks-{kind}-idle",
+                f"{metrics.cluster_name}: {kind} accelerators below {config.accelerator_idle_percent:g}% for "
+                f"{config.accelerator_idle_hours} h while their nodes run (paid for, unused)",
+                namespace=CONTAINER_INSIGHTS, metric_name=name, dimensions=cluster_dims, statistic="Average",
+                period=3600, evaluation_periods=config.accelerator_idle_hours,
+                datapoints_to_alarm=config.accelerator_idle_hours, comparison_operator="LessThanThreshold",
+                threshold=config.accelerator_idle_percent, treat_missing_data="notBreaching"))
+            periods = math.ceil(config.accelerator_saturated_minutes / 5)
+            alarms.append(self._alarm(
+                f"eks-{kind}-saturated",
+                f"{metrics.cluster_name}: {kind} accelerators above {config.accelerator_saturated_percent:g}% for "
+                f"{config.accelerator_saturated_minutes} minutes (saturated: scale out or add capacity)",
+                namespace=CONTAINER_INSIGHTS, metric_name=name, dimensions=cluster_dims, statistic="Average",
+                period=300, evaluation_periods=periods, datapoints_to_alarm=periods,
+                comparison_operator="GreaterThanThreshold", threshold=config.accelerator_saturated_percent,
+                treat_missing_data="notBreaching"))
+        return alarms
+
+    def _cluster_dashboard(self, cluster: ClusterWatch) -> aws.cloudwatch.Dashboard:
+        """The on-call view of the cluster: overview, latency p50/p95/p99, errors, capacity."""
+        metrics = cluster.metrics
+        region, name = self._stack.region, metrics.cluster_name
+        logs, prom = metrics.log_namespace, metrics.prometheus_namespace
+        gauge_dims = [part for pair in metrics.dimensions.items() for part in pair]
+        log_dims = [part for pair in metrics.log_dimensions.items() for part in pair]
+
+        def graph(title: str, series: list[Any], x: int, y: int, width: int = 8, stat: str = "Average",
+                  view: str = "timeSeries") -> dict[str, Any]:
+            return {"type": "metric", "x": x, "y": y, "width": width, "height": 6,
+                    "properties": {"title": title, "region": region, "stat": stat, "period": 60, "view": view,
+                                   "metrics": series}}
+
+        def header(text: str, y: int) -> dict[str, Any]:
+            return {"type": "text", "x": 0, "y": y, "width": 24, "height": 1, "properties": {"markdown": f"## {text}"}}
+
+        def nodes_of(kind: str) -> dict[str, Any]:
+            query = (f"SELECT COUNT({ACCELERATOR_UTILIZATION[kind]}) FROM SCHEMA({CONTAINER_INSIGHTS}, ClusterName, "
+                     f"InstanceId, NodeName) WHERE ClusterName = '{name}'")
+            return {"expression": query, "label": f"{kind} nodes", "id": f"nodes_{kind}"}
+
+        error_rate = [[logs, REQUESTS, *log_dims, {"id": "requests", "stat": "Sum", "visible": False}],
+                      [logs, REQUEST_ERRORS, *log_dims, {"id": "errors", "stat": "Sum", "visible": False}],
+                      [{"expression": "IF(requests > 0, 100 * errors / requests, 0)", "label": "5xx %", "id": "rate"}]]
+        widgets = [
+            header(f"Overview: {name}", 0),
+            graph("Model requests / min", [[logs, REQUESTS, *log_dims, {"stat": "Sum"}]], 0, 1, stat="Sum"),
+            graph("Queue depth per replica (scales serving)", [[prom, QUEUE_DEPTH, *gauge_dims]], 8, 1),
+            graph("Nodes", [[CONTAINER_INSIGHTS, NODE_COUNT, "ClusterName", name],
+                            [CONTAINER_INSIGHTS, FAILED_NODES, "ClusterName", name]], 16, 1, stat="Maximum"),
+            header("Latency of model requests (ms)", 7),
+            graph("p50 / p95 / p99", [[logs, REQUEST_LATENCY, *log_dims, {"stat": stat, "label": stat}]
+                                      for stat in ("p50", "p95", "p99")], 0, 8, width=24),
+            header("Errors", 14),
+            graph("5xx share of model requests (%)", error_rate, 0, 15, width=12),
+            graph("Ready model servers (min of replicas)", [[prom, READY, *gauge_dims, {"stat": "Minimum"}]], 12, 15,
+                  width=12),
+            header("Capacity", 21),
+            graph("Pending accelerator pods", [
+                [CONTAINER_INSIGHTS, POD_PENDING, "ClusterName", name, "Namespace", ns, "PodName", workload]
+                for ns, workload in cluster.accelerated_workloads], 0, 22, stat="Maximum"),
+            graph("Nodes by accelerator (pools of one kind add up)",
+                  [[nodes_of(kind)] for kind in cluster.accelerators]
+                  + [[CONTAINER_INSIGHTS, NODE_COUNT, "ClusterName", name, {"label": "all nodes"}]], 8, 22),
+            graph("Accelerator utilization and reservation (%)", [
+                *([CONTAINER_INSIGHTS, ACCELERATOR_UTILIZATION[k], "ClusterName", name, {"label": f"{k} busy"}]
+                  for k in cluster.accelerators),
+                *([CONTAINER_INSIGHTS, ACCELERATOR_RESERVED[k], "ClusterName", name, {"label": f"{k} reserved"}]
+                  for k in cluster.accelerators),
+                *([CONTAINER_INSIGHTS, ACCELERATOR_LIMIT[k], "ClusterName", name,
+                   {"label": f"{k} on nodes", "stat": "Sum", "yAxis": "right"}] for k in cluster.accelerators)],
+                16, 22),
+            {"type": "alarm", "x": 0, "y": 28, "width": 24, "height": 4,
+             "properties": {"title": "EKS alarms", "alarms": [a.arn for a in self.cluster_alarms]}},
+        ]
+        return aws.cloudwatch.Dashboard(
+            f"{self._name}-cluster-dashboard", dashboard_name=self._stack.name("eks"),
+            dashboard_body=pulumi.Output.json_dumps({"widgets": widgets}), opts=self._child)
+
     # --- dashboard ------------------------------------------------------------------------------------------
     def _dashboard(self, endpoints: Mapping[str, EndpointWatch], streaming: StreamingWatch,
                    store: FeatureStoreWatch) -> aws.cloudwatch.Dashboard:
@@ -289,7 +430,7 @@ class Monitoring(pulumi.ComponentResource):
               for m in store.member_ids)], 12, row))
         row += 6
         widgets.append({"type": "alarm", "x": 0, "y": row, "width": 24, "height": 6,
-                        "properties": {"title": "All platform alarms",
+                        "properties": {"title": "Service alarms (the EKS ones are on the cluster dashboard)",
                                        "alarms": [a.arn for a in self._all_alarms()]}})
         return aws.cloudwatch.Dashboard(
             f"{self._name}-dashboard", dashboard_name=stack.name("platform"),

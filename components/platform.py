@@ -15,18 +15,19 @@ import pulumi
 import pulumi_aws as aws
 
 from components.cluster import Cluster, NodeAddons
-from components.cluster_workloads import ClusterWorkloads, SharedCache
+from components.cluster_workloads import SERVER_LABELS, ClusterWorkloads, SharedCache
 from components.encryption import EncryptionKeys
 from components.feature_store import FeatureStore
 from components.inference import Inference, ServingSecurityGroup, endpoint_watches
-from components.kubernetes_addons import KubernetesAddons
-from components.monitoring import FeatureStoreWatch, Monitoring, StreamingWatch
+from components.kubernetes_addons import KubernetesAddons, required_device_plugins
+from components.monitoring import ClusterWatch, FeatureStoreWatch, Monitoring, StreamingWatch
 from components.network import Network
 from components.node_pools import NodePools
 from components.serving_auth import ServingApiKeys
 from components.settings import PlatformSettings
 from components.storage import Storage
 from components.streaming import Streaming
+from components.telemetry import ScrapeTarget, Telemetry
 from components.workload_identity import SERVICE_ACCOUNTS, WorkloadIdentity
 from contracts import outputs as out
 from contracts.storage import CHECKPOINTS
@@ -78,10 +79,14 @@ class AiPlatform(pulumi.ComponentResource):
             "kubernetes", settings.kubernetes, node_pools=settings.node_pools, cluster=self.cluster.access,
             service_account_roles={r: role.arn for r, role in self.workload_identity.service_account_roles.items()},
             node_groups=node_groups, opts=child)
+        self.telemetry = Telemetry(
+            "telemetry", settings.telemetry, stack=stack, cluster=self.cluster.node_bootstrap, oidc=self.cluster.oidc,
+            logs_key_arn=keys.logs, node_groups=node_groups, kubernetes=self.kubernetes.target,
+            target=ScrapeTarget(SERVICE_ACCOUNTS["serving"].namespace, SERVER_LABELS), opts=child)
         self.cluster_workloads = ClusterWorkloads(
             "workloads", settings.workloads, stack=stack, node_pools=settings.node_pools,
             addons=self.kubernetes.target, storage=self.storage.refs, models_key_arn=keys.models,
-            data_key_arn=keys.data, vpc_cidr=settings.network.cidr,
+            data_key_arn=keys.data, vpc_cidr=settings.network.cidr, autoscaling=self.telemetry.autoscaling,
             feature_store=SharedCache(self.feature_store.endpoint, self.feature_store.secret.arn),
             api_keys_secret_arn=api_keys_arn, opts=child)
 
@@ -90,6 +95,8 @@ class AiPlatform(pulumi.ComponentResource):
             endpoints=endpoint_watches(stack, settings.endpoints),
             streaming=StreamingWatch(self.streaming.cluster.cluster_name, self.streaming.broker_count),
             feature_store=FeatureStoreWatch(self.feature_store.group_id, tuple(self.feature_store.member_ids)),
+            cluster=ClusterWatch(self.telemetry.metrics, self.cluster_workloads.accelerated_workloads,
+                                 tuple(k for k in required_device_plugins(settings.node_pools) if k != "efa")),
             opts=child)
         self.inference = Inference("inference", settings.endpoints, stack=stack, network=network, keys=keys,
                                    storage=self.storage.refs, security_group_id=self.serving.security_group.id,
@@ -130,6 +137,7 @@ class AiPlatform(pulumi.ComponentResource):
             out.SERVING_SECURITY_GROUP_ID: self.serving.security_group.id,
             out.ALARM_TOPIC_ARN: self.monitoring.topic.arn,
             out.DASHBOARD_NAME: self.monitoring.dashboard.dashboard_name,
+            out.CLUSTER_DASHBOARD_NAME: self.monitoring.cluster_dashboard.dashboard_name,
             out.INFERENCE_ENDPOINTS: self.inference.summary,
             **self.inference.descriptions,
         }

@@ -35,6 +35,7 @@ SERVING_API_KEYS_SECRET_ARN = "servingApiKeysSecretArn"
 SERVING_SECURITY_GROUP_ID = "servingSecurityGroupId"
 ALARM_TOPIC_ARN = "alarmTopicArn"
 DASHBOARD_NAME = "dashboardName"
+CLUSTER_DASHBOARD_NAME = "clusterDashboardName"
 INFERENCE_ENDPOINTS = "inferenceEndpoints"
 
 

@@ -29,6 +29,7 @@ from components.settings.platform import (
 )
 from components.settings.storage import StorageSettings
 from components.settings.streaming import StreamingSettings
+from components.settings.telemetry import TelemetrySettings
 from components.settings.workloads import (
     WORKLOAD_PROFILES,
     CompilationJobSettings,
@@ -44,6 +45,6 @@ __all__ = [
     "EndpointAlarmSettings", "EndpointAutoscalingSettings", "EndpointRolloutSettings", "EndpointSettings",
     "FeatureStoreSettings", "KubernetesSettings", "MonitoringSettings", "NetworkSettings", "NodePoolSettings",
     "PlatformSettings", "QuotaSettings", "ServingSettings", "StackIdentity", "StorageSettings",
-    "StreamingSettings", "TaintSettings", "TrainingJobSettings", "WorkloadSettings", "load_settings",
+    "StreamingSettings", "TaintSettings", "TelemetrySettings", "TrainingJobSettings", "WorkloadSettings", "load_settings",
     "parse_settings",
 ]

@@ -25,6 +25,7 @@ from components.settings.network import NetworkSettings
 from components.settings.node_pools import NodePoolSettings
 from components.settings.storage import StorageSettings
 from components.settings.streaming import StreamingSettings
+from components.settings.telemetry import TelemetrySettings
 from components.settings.workloads import WorkloadSettings, check_compute
 from contracts.config import Section, SettingsError, Where, camel, field, parse, unknown_key_hint
 
@@ -71,6 +72,7 @@ class PlatformSettings(Section):
     feature_store: FeatureStoreSettings = field(FeatureStoreSettings())
     endpoints: tuple[EndpointSettings, ...] = field(())
     monitoring: MonitoringSettings = field(MonitoringSettings())
+    telemetry: TelemetrySettings = field(TelemetrySettings())
     # Not read from the `aiinfra:` namespace: filled from the stack's identity and `aws:region`.
     project: str = field("aiinfra")
     stack: str = field("dev")

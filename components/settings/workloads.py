@@ -53,7 +53,9 @@ class ServingSettings(Section):
     min_replicas: int = field(1, min=1, max=1000)
     max_replicas: int = field(4, min=1, max=1000)
     accelerators_per_pod: int = field(1, min=1, max=32, doc="neuron cores or GPUs per replica")
-    target_cpu_utilization: int = field(70, min=10, max=95)
+    target_queue_depth: int = field(8, min=1, max=10000, doc="inputs waiting for the model per replica, on "
+                                    "average, that the autoscaler holds the fleet to (the accelerator-load signal)")
+    target_cpu_utilization: int = field(70, min=10, max=95, doc="CPU utilization of the fallback trigger")
     model_prefix: str = field(f"{COMPILED}current", doc="models-bucket prefix holding the compiled model")
     api_keys: bool = field(True, doc="require an API key on the model routes; the stack creates the keys secret "
                            "and the pods read it with their role")

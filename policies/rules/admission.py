@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .capacity import scaler_maximum
 from .core import Resource, RuleSet, Stack, Violation, as_list, items
 from .hardening import containers, pod_spec
 from .types import K8S_WORKLOADS
@@ -30,7 +31,6 @@ rules = RuleSet("admission")
 LIMIT_RANGE = "kubernetes:core/v1:LimitRange"
 RESOURCE_QUOTA = "kubernetes:core/v1:ResourceQuota"
 NAMESPACE = "kubernetes:core/v1:Namespace"
-HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 _QUANTITY = re.compile(r"^([0-9.]+(?:[eE][-+]?[0-9]+)?)([a-zA-Z]*)$")
 _SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
            "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
@@ -90,10 +90,9 @@ def _count(stack: Stack, resource: Resource) -> int:
     if resource.type.endswith(":Pod"):
         return 1
     replicas = int(quantity(spec.get("replicas")) or 1)
-    for hpa in stack.of_type(HPA):
-        target = (hpa.props.get("spec") or {}).get("scaleTargetRef") or {}
-        if _namespace(hpa) == _namespace(resource) and target.get("name") == _name(resource):
-            replicas = max(replicas, int(quantity((hpa.props.get("spec") or {}).get("maxReplicas")) or 1))
+    scaled = scaler_maximum(stack, resource)  # its HPA's or KEDA ScaledObject's maximum
+    if scaled is not None:
+        replicas = max(replicas, scaled[0])
     surge = ((spec.get("strategy") or {}).get("rollingUpdate") or {}).get("maxSurge", "25%")
     if isinstance(surge, str) and surge.endswith("%"):
         return replicas + math.ceil(replicas * float(surge[:-1]) / 100)

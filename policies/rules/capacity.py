@@ -77,8 +77,9 @@ def pod_accelerators(spec: Mapping[str, Any]) -> dict[str, float]:
     return {r: v for r, v in total.items() if v > 0}
 
 
-def _scaler_maximum(stack: Stack, workload: Resource) -> tuple[int, str] | None:
-    """The highest maxReplicas of an HPA or maxReplicaCount of a KEDA ScaledObject targeting the Deployment."""
+def scaler_maximum(stack: Stack, workload: Resource) -> tuple[int, str] | None:
+    """The highest maxReplicas of an HPA or maxReplicaCount of a KEDA ScaledObject targeting the Deployment,
+    and where it comes from."""
     metadata = workload.props.get("metadata") or {}
     name, namespace = metadata.get("name"), metadata.get("namespace") or "default"
     found: list[tuple[int, str]] = []
@@ -112,7 +113,7 @@ def demands(stack: Stack) -> Iterator[Demand]:
             count = number(own.get("parallelism"), 1)
             pods, source = int(count if count is not None else 1), "parallelism"
         else:
-            scaled = _scaler_maximum(stack, workload)
+            scaled = scaler_maximum(stack, workload)
             replicas = number(own.get("replicas"), 1)
             pods, source = scaled or (int(replicas if replicas is not None else 1), "spec.replicas")
         yield Demand(workload, pods, source, per_pod, pool)

@@ -66,3 +66,12 @@ def build(monkeypatch: pytest.MonkeyPatch, program: Callable[[], Any], *, region
     config = StackConfig("aiinfra", stack, "test.yaml", {"aws:region": region}, ())
     built.graph = engine.run_program(program, config)
     return built
+
+
+def serving_metrics(cluster: str = "standin-eks") -> Any:
+    """Where a stand-in cluster's model-server metrics land, as `Telemetry` would describe them."""
+    from components.telemetry import PROMETHEUS, ServingMetrics
+
+    return ServingMetrics(cluster_name=cluster, region="us-east-1", prometheus_namespace=PROMETHEUS,
+                          dimensions={"ClusterName": cluster, "Namespace": "serving", "Service": "model-server"},
+                          log_namespace=f"aiinfra/eks/{cluster}")

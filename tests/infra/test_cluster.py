@@ -19,7 +19,8 @@ from compute_graph import (
 
 STACKS = ("dev", "staging", "prod")
 LOG_TYPES = {"api", "audit", "authenticator", "controllerManager", "scheduler"}
-ADDONS = {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver"}
+ADDONS = {"vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent", "aws-ebs-csi-driver", "metrics-server",
+          "amazon-cloudwatch-observability"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -89,8 +90,8 @@ def test_managed_addons_are_pinned_and_ordered_around_the_nodes(stack_graph, sta
     assert all(a.inputs["addonVersion"].startswith("v") and "eksbuild" in a.inputs["addonVersion"]
                for a in addons.values())
     groups = [g.urn for g in node_groups(graph).values()]
-    # CoreDNS and the CSI controller need nodes; nodes need the CNI first.
-    for name in ("coredns", "aws-ebs-csi-driver"):
+    # CoreDNS, the CSI controller, metrics-server and the CloudWatch agents need nodes; nodes need the CNI first.
+    for name in ("coredns", "aws-ebs-csi-driver", "metrics-server", "amazon-cloudwatch-observability"):
         assert set(groups) <= set(addons[name].dependencies)
     for group in node_groups(graph).values():
         assert addons["vpc-cni"].urn in group.dependencies

@@ -118,11 +118,14 @@ def test_serving_deployment_has_probes_autoscaler_budget_and_service(stack_graph
     assert server["resources"]["limits"]["aws.amazon.com/neuroncore"] == "1"
     assert server["image"] == graph.stack_outputs["servingRepositoryUrl"] + ":1.0.0"
     assert pod["serviceAccountName"] == "model-server"
-    hpa = one(graph, "kubernetes:autoscaling/v2:HorizontalPodAutoscaler").inputs["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                     "name": deployment.inputs["metadata"]["name"]}
-    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 12)
-    assert hpa["metrics"][0]["resource"]["target"]["averageUtilization"] == 60
+    assert graph.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler") == []  # KEDA owns the HPA
+    scaler = one(graph, "kubernetes:keda.sh/v1alpha1:ScaledObject").inputs["spec"]
+    assert scaler["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": deployment.inputs["metadata"]["name"]}
+    assert (scaler["minReplicaCount"], scaler["maxReplicaCount"]) == (3, 6)
+    queue, cpu = scaler["triggers"]
+    assert (queue["type"], queue["metadata"]["metricName"]) == ("aws-cloudwatch", "serving_queue_depth")
+    assert cpu == {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}
     pdb = one(graph, "kubernetes:policy/v1:PodDisruptionBudget").inputs["spec"]
     assert pdb["selector"]["matchLabels"] == labels and pdb["maxUnavailable"] == 1
     service = next(r for r in graph.of_type("kubernetes:core/v1:Service")

@@ -13,7 +13,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
-from alone import build, identity, section
+from alone import build, identity, section, serving_metrics
 from components.accelerators import ami_parameter
 from components.cluster import Cluster, ClusterAccess, NodeAddons, NodeBootstrap, OidcIssuer
 from components.cluster_workloads import ClusterWorkloads, SharedCache
@@ -21,7 +21,7 @@ from components.encryption import EncryptionKeys, KeyArns
 from components.feature_store import FeatureStore
 from components.inference import Inference, ServingSecurityGroup, endpoint_watches
 from components.kubernetes_addons import KubernetesAddons, WorkloadTarget
-from components.monitoring import FeatureStoreWatch, Monitoring, StreamingWatch
+from components.monitoring import ClusterWatch, FeatureStoreWatch, Monitoring, StreamingWatch
 from components.network import Network, VpcNetwork
 from components.node_pools import NodePools
 from components.settings import (
@@ -38,6 +38,7 @@ from components.settings import (
     WorkloadSettings,
 )
 from components.storage import BucketRef, RepositoryRef, Storage, StorageRefs
+from components.telemetry import ServingAutoscaling
 from components.streaming import Streaming
 from components.workload_identity import WorkloadIdentity
 from contracts.storage import CHECKPOINTS
@@ -213,7 +214,8 @@ def test_cluster_workloads_alone_point_the_servers_at_the_given_cache(monkeypatc
                          node_pools=pools, addons=WorkloadTarget(provider, ()), storage=storage_refs(),
                          models_key_arn=KEY + "models", data_key_arn=KEY + "data", vpc_cidr="10.0.0.0/16",
                          feature_store=SharedCache(pulumi.Output.from_input("cache.standin"),
-                                                   pulumi.Output.from_input(secret)))
+                                                   pulumi.Output.from_input(secret)),
+                         autoscaling=ServingAutoscaling(provider, serving_metrics()))
 
     built = build(monkeypatch, program)
     server = built.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]["containers"][0]
@@ -258,7 +260,8 @@ def test_monitoring_and_inference_alone_share_the_endpoint_names_and_rollback_al
             "monitoring", section(MonitoringSettings), stack=stack, key_arn=KEY + "monitoring",
             endpoints=endpoint_watches(stack, [endpoint]),
             streaming=StreamingWatch(pulumi.Output.from_input("kafka-standin"), 2),
-            feature_store=FeatureStoreWatch("features-standin", ("features-standin-001",)))
+            feature_store=FeatureStoreWatch("features-standin", ("features-standin-001",)),
+            cluster=ClusterWatch(serving_metrics(), (("serving", "model-server"),), ("neuron",)))
         Inference("inference", [endpoint], stack=stack, network=vpc(), keys=keys(), storage=storage_refs(),
                   security_group_id="sg-serving", alarms=monitoring.endpoint_alarms)
 

@@ -48,9 +48,10 @@ def test_subscriptions_come_from_settings(stack_graph: Callable, stack: str, sub
     assert any(s.inputs["protocol"] == "email" and s.inputs["endpoint"].endswith("@example.com") for s in subs)
 
 
-@pytest.mark.parametrize(("stack", "brokers", "redis"), [("dev", 2, 3), ("staging", 3, 4), ("prod", 3, 4)])
-def test_alarm_set_per_endpoint_broker_and_cache(stack_graph: Callable, stack: str, brokers: int,
-                                                 redis: int) -> None:
+@pytest.mark.parametrize(("stack", "brokers", "redis", "accelerators"), [
+    ("dev", 2, 3, ("neuron", "nvidia")), ("staging", 3, 4, ("neuron",)), ("prod", 3, 4, ("neuron",))])
+def test_alarm_set_per_endpoint_broker_cache_and_cluster(stack_graph: Callable, stack: str, brokers: int,
+                                                         redis: int, accelerators: tuple[str, ...]) -> None:
     graph = stack_graph(stack)
     names = {a.inputs["name"].removeprefix(f"aiinfra-{stack}-") for a in graph.of_type(ALARM)}
     endpoints = {e.inputs["name"].removeprefix(f"aiinfra-{stack}-") for e in
@@ -61,6 +62,9 @@ def test_alarm_set_per_endpoint_broker_and_cache(stack_graph: Callable, stack: s
     expected |= {f"kafka-broker-{b}-{kind}" for b in range(1, brokers + 1) for kind in ("disk", "under-replicated")}
     expected |= {"redis-engine-cpu", "redis-memory", "redis-evictions"} | (
         {"redis-replication-lag"} if redis == 4 else set())
+    expected |= {"eks-training-trainer-pending", "eks-training-compiler-pending", "eks-serving-model-server-pending",
+                 "eks-nodes-not-ready", "eks-serving-latency-p99", "eks-serving-5xx-rate"}
+    expected |= {f"eks-{kind}-{state}" for kind in accelerators for state in ("idle", "saturated")}
     assert names == expected
 
 
@@ -107,14 +111,16 @@ def test_kafka_and_redis_alarms_watch_this_stacks_cluster_and_nodes(stack_graph:
 
 def test_one_dashboard_with_every_endpoint_and_every_alarm(stack_graph: Callable) -> None:
     graph = stack_graph("prod")
-    dashboard = only(graph, "aws:cloudwatch/dashboard:Dashboard")
-    assert dashboard.inputs["dashboardName"] == "aiinfra-prod-platform" == graph.stack_outputs["dashboardName"]
+    [dashboard] = [d for d in graph.of_type("aws:cloudwatch/dashboard:Dashboard")
+                   if d.inputs["dashboardName"] == "aiinfra-prod-platform"]
+    assert graph.stack_outputs["dashboardName"] == "aiinfra-prod-platform"
     body = json.loads(dashboard.inputs["dashboardBody"])
     titles = [w["properties"]["title"] for w in body["widgets"]]
     assert any(t.startswith("text-classifier:") for t in titles) and any(t.startswith("text-embedder:") for t in titles)
     assert any(t.startswith("MSK:") for t in titles) and any(t.startswith("Redis:") for t in titles)
     alarm_widget = next(w for w in body["widgets"] if w["type"] == "alarm")
-    assert set(alarm_widget["properties"]["alarms"]) == {a.outputs["arn"] for a in graph.of_type(ALARM)}
+    assert set(alarm_widget["properties"]["alarms"]) == {a.outputs["arn"] for a in graph.of_type(ALARM)
+                                                         if "-eks-" not in a.inputs["name"]}
 
 
 @pytest.mark.parametrize(("overrides", "base", "expected"), [
@@ -139,13 +145,16 @@ def test_bad_monitoring_settings_name_the_file_key_and_allowed_values(
 
 # --- prod differs from dev exactly where settings say ------------------------------------------------------------
 def service_inputs(graph: Any) -> dict[str, str]:
-    """Inputs of every resource in the four service components, by logical name, with the stack name neutralised."""
+    """Inputs of every resource in the four service components (the EKS alarms aside), by logical name, with the
+    stack name neutralised."""
     index = graph.by_urn
     found: dict[str, str] = {}
     for record in graph:
         parent = index.get(record.parent)
         if not record.custom or parent is None or not parent.type.startswith(SERVICE_COMPONENTS):
             continue
+        if "-eks-" in record.name or "cluster-dashboard" in record.name:
+            continue  # the cluster's alarms follow its node pools (compute settings): test_telemetry covers them
         text = json.dumps(record.inputs, sort_keys=True)
         # Setting values may name a stack themselves (a prod webhook URL), so both names are neutralised.
         found[f"{record.type}::{record.name}"] = re.sub(r"\b(dev|prod)\b", "STACK", text)
@@ -178,3 +187,65 @@ def test_dev_given_prods_service_settings_declares_exactly_prods_services(stack_
     # ...while the shipped dev stack, with its own settings, really is smaller and cheaper.
     dev = service_inputs(stack_graph("dev"))
     assert len(dev) < len(prod)
+
+
+# --- EKS ------------------------------------------------------------------------------------------------------
+
+def eks_alarms(graph: Any) -> dict[str, Mapping[str, Any]]:
+    stack = graph.stack_outputs["environment"]
+    return {a.inputs["name"].removeprefix(f"aiinfra-{stack}-eks-"): a.inputs for a in graph.of_type(ALARM)
+            if "-eks-" in a.inputs["name"]}
+
+
+@pytest.mark.parametrize(("stack", "pending", "p99", "errors", "idle_hours", "busy_periods"), [
+    ("dev", 60, 2000, 5.0, 1, 6), ("staging", 30, 1000, 2.0, 3, 6), ("prod", 10, 250, 0.5, 3, 3)])
+def test_eks_alarm_thresholds_follow_each_environments_defaults(stack_graph: Callable, stack: str, pending: int,
+                                                                p99: float, errors: float, idle_hours: int,
+                                                                busy_periods: int) -> None:
+    alarms = eks_alarms(stack_graph(stack))
+    waiting = alarms["serving-model-server-pending"]
+    assert (waiting["metricName"], waiting["statistic"], waiting["threshold"]) == ("pod_status_pending", "Maximum", 0)
+    assert waiting["period"] * waiting["evaluationPeriods"] == pending * 60
+    assert waiting["datapointsToAlarm"] == waiting["evaluationPeriods"]  # pending the whole time, not once
+    assert waiting["dimensions"] == {"ClusterName": f"aiinfra-{stack}-eks", "Namespace": "serving",
+                                     "PodName": "model-server"}
+    nodes = alarms["nodes-not-ready"]
+    assert (nodes["metricName"], nodes["statistic"], nodes["comparisonOperator"], nodes["threshold"]) == (
+        "node_status_condition_ready", "Minimum", "LessThanThreshold", 1)
+    latency = alarms["serving-latency-p99"]
+    assert (latency["extendedStatistic"], latency["threshold"]) == ("p99", p99)
+    rate = alarms["serving-5xx-rate"]
+    assert rate["threshold"] == errors
+    assert {q["id"]: q for q in rate["metricQueries"]}["rate"]["expression"] == \
+        "IF(requests > 0, 100 * errors / requests, 0)"
+    idle, busy = alarms["neuron-idle"], alarms["neuron-saturated"]
+    assert (idle["metricName"], idle["comparisonOperator"], idle["threshold"]) == (
+        "node_neuroncore_utilization", "LessThanThreshold", 5)
+    assert idle["period"] * idle["evaluationPeriods"] == idle_hours * 3600
+    assert (busy["comparisonOperator"], busy["threshold"], busy["evaluationPeriods"]) == (
+        "GreaterThanThreshold", 95, busy_periods)
+    # No nodes, no data: a pool scaled to zero costs nothing and pages no one.
+    assert all(a["treatMissingData"] == "notBreaching" for a in alarms.values())
+
+
+def test_eks_thresholds_come_from_the_monitoring_settings(synth_with: Callable) -> None:
+    alarms = eks_alarms(synth_with({"aiinfra:monitoring": {
+        "pendingPodMinutes": 7, "servingLatencyP99Ms": 123, "acceleratorIdlePercent": 2,
+        "acceleratorIdleHours": 4, "acceleratorSaturatedPercent": 90, "acceleratorSaturatedMinutes": 12}}))
+    assert alarms["training-trainer-pending"]["evaluationPeriods"] == 7
+    assert alarms["serving-latency-p99"]["threshold"] == 123
+    assert (alarms["nvidia-idle"]["threshold"], alarms["nvidia-idle"]["evaluationPeriods"]) == (2, 4)
+    assert (alarms["nvidia-saturated"]["threshold"], alarms["nvidia-saturated"]["evaluationPeriods"]) == (90, 3)
+
+
+def test_accelerator_alarms_only_for_kinds_the_pools_carry(stack_graph: Callable) -> None:
+    assert {n for n in eks_alarms(stack_graph("dev")) if n.endswith(("-idle", "-saturated"))} == {
+        "neuron-idle", "neuron-saturated", "nvidia-idle", "nvidia-saturated"}
+    assert not any(n.startswith("nvidia") for n in eks_alarms(stack_graph("prod")))
+
+
+def test_idle_must_stay_below_saturated(settings_error: Callable) -> None:
+    message = settings_error({"aiinfra:monitoring": {"acceleratorIdlePercent": 50, "acceleratorSaturatedPercent": 50}})
+    assert "\n" not in message
+    assert message.endswith("aiinfra:monitoring.acceleratorIdlePercent = 50.0: must be below "
+                            "acceleratorSaturatedPercent (50)")

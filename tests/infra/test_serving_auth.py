@@ -16,6 +16,7 @@ from services_graph import key_arn
 
 from components.cluster_workloads import ClusterWorkloads, SharedCache
 from components.kubernetes_addons import WorkloadTarget
+from components.telemetry import ServingAutoscaling
 from components.serving_auth import ServingApiKeys, keys_document
 from components.settings import NodePoolSettings, WorkloadSettings
 from contracts import env as names
@@ -102,7 +103,7 @@ def test_cluster_workloads_alone_pass_the_given_keys_secret(monkeypatch):
     cache = "arn:aws:secretsmanager:us-east-1:123456789012:secret:cache-standin"
 
     def declare() -> None:
-        from test_components_alone import storage_refs
+        from test_components_alone import serving_metrics, storage_refs
 
         provider = k8s.Provider("k8s-standin", kubeconfig="{}")
         ClusterWorkloads("workloads", section(WorkloadSettings, {"training": {"nodes": 1},
@@ -110,6 +111,7 @@ def test_cluster_workloads_alone_pass_the_given_keys_secret(monkeypatch):
                          stack=identity(), node_pools=pools, addons=WorkloadTarget(provider, ()),
                          storage=storage_refs(), models_key_arn=KEY + "models", data_key_arn=KEY + "data",
                          vpc_cidr="10.0.0.0/16", api_keys_secret_arn=keys_arn,
+                         autoscaling=ServingAutoscaling(provider, serving_metrics()),
                          feature_store=SharedCache(pulumi.Output.from_input("cache.standin"),
                                                    pulumi.Output.from_input(cache)))
 

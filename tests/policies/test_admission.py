@@ -50,3 +50,29 @@ def test_shipped_stacks_are_admitted(stack_graph, stack):
 
     rules = [r for r in ALL_RULES if r.name in ("pods-fit-namespace-limits", "pods-meet-pod-security")]
     assert evaluate(stack_graph(stack), rules=rules) == []
+
+
+def test_quota_counts_a_deployment_at_its_scaled_objects_maximum():
+    def program():
+        import pulumi_kubernetes as k8s
+
+        admission.namespace("serving", cpu="16")
+        container = {"name": "server", "image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving:1.0.0",
+                     "resources": {"requests": {"cpu": "2", "memory": "4Gi"}, "limits": {"cpu": "2", "memory": "4Gi"}},
+                     "security_context": admission.RESTRICTED_CONTAINER}
+        k8s.apps.v1.Deployment("model-server", metadata={"name": "model-server", "namespace": "serving"}, spec={
+            "replicas": 2, "selector": {"match_labels": {"app": "s"}},
+            "strategy": {"type": "RollingUpdate", "rolling_update": {"max_surge": 1, "max_unavailable": 0}},
+            "template": {"metadata": {"labels": {"app": "s"}},
+                         "spec": {"containers": [container], **admission.RESTRICTED_POD}}})
+        k8s.apiextensions.CustomResource(
+            "model-server-scaler", api_version="keda.sh/v1alpha1", kind="ScaledObject",
+            metadata={"name": "model-server", "namespace": "serving"},
+            spec={"scaleTargetRef": {"name": "model-server"}, "minReplicaCount": 2, "maxReplicaCount": 8,
+                  "triggers": [{"type": "cpu", "metricType": "Utilization", "metadata": {"value": "60"}}]})
+
+    # 8 replicas + 1 surge at 2 CPUs: 18 > 16, though spec.replicas alone (2 + 1) would fit.
+    messages = [f.message for f in findings("pods-fit-namespace-limits", program)]
+    assert messages == [
+        f"namespace serving: its workloads need {key} 18 at their declared parallelism and replicas, above "
+        "ResourceQuota serving-quota (16): the last pods are refused" for key in ("limits.cpu", "requests.cpu")]
