@@ -2,9 +2,11 @@
 
 Read top to bottom, this is the order things are built in: keys, network, storage, the cluster and its nodes,
 the data services (which admit the nodes and the endpoints), the workloads' identities (the serving role reads
-the feature store's secret), the in-cluster add-ons and workloads, monitoring (its alarms exist before the
-endpoints that roll back on them), and the endpoints. Each component gets its own settings section and the
-typed outputs of the components it uses; nothing is added to a component after it registered its outputs.
+the feature store's secret), the in-cluster add-ons, monitoring (its alarms exist before the endpoints that roll
+back on them; its topic is what the feature pipeline's lag alarm notifies), the feature pipeline (topics, schemas,
+the materializer that fills the feature store), the cluster workloads, and the endpoints. Each component gets
+its own settings section and the typed outputs of the components it uses; nothing is added to a component after
+it registered its outputs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from components.cluster import Cluster, NodeAddons
 from components.cluster_workloads import ClusterWorkloads, SharedCache
 from components.encryption import EncryptionKeys
 from components.feature_store import FeatureStore
+from components.features import FeaturePipeline, FeaturesData, FeaturesOnlineStore, FeaturesStreaming
 from components.inference import Inference, ServingSecurityGroup, endpoint_watches
 from components.kubernetes_addons import KubernetesAddons
 from components.monitoring import FeatureStoreWatch, Monitoring, StreamingWatch
@@ -73,18 +76,33 @@ class AiPlatform(pulumi.ComponentResource):
             "kubernetes", settings.kubernetes, node_pools=settings.node_pools, cluster=self.cluster.access,
             service_account_roles={r: role.arn for r, role in self.workload_identity.service_account_roles.items()},
             node_groups=node_groups, opts=child)
-        self.cluster_workloads = ClusterWorkloads(
-            "workloads", settings.workloads, stack=stack, node_pools=settings.node_pools,
-            addons=self.kubernetes.target, storage=self.storage.refs, models_key_arn=keys.models,
-            data_key_arn=keys.data, vpc_cidr=settings.network.cidr,
-            feature_store=SharedCache(self.feature_store.endpoint, self.feature_store.secret.arn), opts=child)
-
         self.monitoring = Monitoring(
             "monitoring", settings.monitoring, stack=stack, key_arn=keys.monitoring,
             endpoints=endpoint_watches(stack, settings.endpoints),
             streaming=StreamingWatch(self.streaming.cluster.cluster_name, self.streaming.broker_count),
             feature_store=FeatureStoreWatch(self.feature_store.group_id, tuple(self.feature_store.member_ids)),
             opts=child)
+        # The feature pipeline notifies the alarm topic on consumer lag, so it follows monitoring; the cluster
+        # workloads read the feature store the pipeline fills.
+        self.features = FeaturePipeline(
+            "features", settings.features, stack=stack, oidc=self.cluster.oidc, kubernetes=self.kubernetes.target,
+            streaming=FeaturesStreaming(
+                cluster_arn=self.streaming.cluster.arn, cluster_name=self.streaming.cluster.cluster_name,
+                bootstrap_brokers=self.streaming.bootstrap_brokers,
+                consumer_policy_arn=self.streaming.consumer_policy.arn,
+                producer_policy_arn=self.streaming.producer_policy.arn),
+            online=FeaturesOnlineStore(self.feature_store.endpoint, self.feature_store.secret.arn),
+            data=FeaturesData(bucket=self.storage.refs.buckets["datasets"], data_key_arn=keys.data,
+                              vpc_cidr=network.cidr, private_subnet_cidrs=settings.network.subnet_layout[0],
+                              image=pulumi.Output.concat(self.storage.refs.repositories["training"].url, ":",
+                                                         settings.workloads.image_tag)),
+            alarm_topic_arn=self.monitoring.topic.arn, opts=child)
+        self.cluster_workloads = ClusterWorkloads(
+            "workloads", settings.workloads, stack=stack, node_pools=settings.node_pools,
+            addons=self.kubernetes.target, storage=self.storage.refs, models_key_arn=keys.models,
+            data_key_arn=keys.data, vpc_cidr=settings.network.cidr,
+            feature_store=SharedCache(self.feature_store.endpoint, self.feature_store.secret.arn), opts=child)
+
         self.inference = Inference("inference", settings.endpoints, stack=stack, network=network, keys=keys,
                                    storage=self.storage.refs, security_group_id=self.serving.security_group.id,
                                    alarms=self.monitoring.endpoint_alarms, opts=child)
@@ -120,6 +138,9 @@ class AiPlatform(pulumi.ComponentResource):
             out.FEATURE_STORE_ENDPOINT: self.feature_store.endpoint,
             out.FEATURE_STORE_READER_ENDPOINT: self.feature_store.reader_endpoint,
             out.FEATURE_STORE_SECRET_ARN: self.feature_store.secret.arn,
+            out.FEATURES_NAMESPACE: settings.features.namespace,
+            out.FEATURES_REGISTRY_ARN: self.features.registry.arn,
+            out.FEATURES_PRODUCER_ROLE_ARN: self.features.producer_role.arn,
             out.SERVING_SECURITY_GROUP_ID: self.serving.security_group.id,
             out.ALARM_TOPIC_ARN: self.monitoring.topic.arn,
             out.DASHBOARD_NAME: self.monitoring.dashboard.dashboard_name,
