@@ -118,6 +118,32 @@ def namespace_policies() -> dict[str, dict[str, Any]]:
     }
 
 
+def workload_namespace(resource_name: str, namespace: str, quota: QuotaSettings,
+                       opts: pulumi.ResourceOptions) -> k8s.core.v1.Namespace:
+    """A workload namespace: Pod Security `restricted` enforced, a ResourceQuota, LimitRange defaults, and the
+    default-deny NetworkPolicies with DNS and HTTPS out (`namespace_policies`)."""
+    ns = k8s.core.v1.Namespace(
+        resource_name,
+        metadata={"name": namespace, "labels": {
+            # Device access goes through device plugins, so every pod here meets the restricted profile.
+            **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
+            "pod-security.kubernetes.io/enforce-version": "latest",
+            "aiinfra.io/workload": namespace}},
+        opts=opts)
+    k8s.core.v1.ResourceQuota(
+        f"{resource_name}-quota", metadata={"name": f"{namespace}-quota", "namespace": ns.metadata.name},
+        spec={"hard": quota_hard(quota)}, opts=opts)
+    k8s.core.v1.LimitRange(
+        f"{resource_name}-limits", metadata={"name": f"{namespace}-limits", "namespace": ns.metadata.name},
+        spec={"limits": [{"type": "Container", "defaultRequest": DEFAULT_REQUEST, "default": DEFAULT_LIMIT}]},
+        opts=opts)
+    for policy, spec in namespace_policies().items():
+        k8s.networking.v1.NetworkPolicy(
+            f"{resource_name}-{policy}", metadata={"name": policy, "namespace": ns.metadata.name},
+            spec=spec, opts=opts)
+    return ns
+
+
 @dataclass(frozen=True)
 class WorkloadTarget:
     """Where workloads are declared: the cluster's Kubernetes provider, and what must exist before any pod
@@ -185,23 +211,4 @@ class KubernetesAddons(pulumi.ComponentResource):
             cleanup_on_fail=True, max_history=5, **chart, opts=self._after_nodes)
 
     def _namespace(self, name: str, namespace: str, quota: QuotaSettings) -> k8s.core.v1.Namespace:
-        ns = k8s.core.v1.Namespace(
-            f"{name}-{namespace}",
-            metadata={"name": namespace, "labels": {
-                # Device access goes through device plugins, so every pod here meets the restricted profile.
-                **{f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "audit", "warn")},
-                "pod-security.kubernetes.io/enforce-version": "latest",
-                "aiinfra.io/workload": namespace}},
-            opts=self._opts)
-        k8s.core.v1.ResourceQuota(
-            f"{name}-{namespace}-quota", metadata={"name": f"{namespace}-quota", "namespace": ns.metadata.name},
-            spec={"hard": quota_hard(quota)}, opts=self._opts)
-        k8s.core.v1.LimitRange(
-            f"{name}-{namespace}-limits", metadata={"name": f"{namespace}-limits", "namespace": ns.metadata.name},
-            spec={"limits": [{"type": "Container", "defaultRequest": DEFAULT_REQUEST, "default": DEFAULT_LIMIT}]},
-            opts=self._opts)
-        for policy, spec in namespace_policies().items():
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{namespace}-{policy}", metadata={"name": policy, "namespace": ns.metadata.name},
-                spec=spec, opts=self._opts)
-        return ns
+        return workload_namespace(f"{name}-{namespace}", namespace, quota, self._opts)

@@ -2,9 +2,11 @@
 
 Read top to bottom, this is the order things are built in: keys, network, storage, the cluster and its nodes,
 the data services (which admit the nodes and the endpoints), the workloads' identities (the serving role reads
-the feature store's secret), the in-cluster add-ons and workloads, monitoring (its alarms exist before the
-endpoints that roll back on them), and the endpoints. Each component gets its own settings section and the
-typed outputs of the components it uses; nothing is added to a component after it registered its outputs.
+the feature store's secret), the in-cluster add-ons, monitoring (its alarms exist before the endpoints that roll
+back on them; its topic is what the feature pipeline's lag alarm notifies), the feature pipeline (topics, schemas,
+the materializer that fills the feature store), the cluster workloads, and the endpoints. Each component gets
+its own settings section and the typed outputs of the components it uses; nothing is added to a component after
+it registered its outputs.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from components.cluster import Cluster, NodeAddons
 from components.cluster_workloads import SERVER_LABELS, ClusterWorkloads, SharedCache
 from components.encryption import EncryptionKeys
 from components.feature_store import FeatureStore
+from components.features import FeaturePipeline, FeaturesData, FeaturesOnlineStore, FeaturesStreaming
 from components.inference import Inference, ServingSecurityGroup, endpoint_watches
 from components.kubernetes_addons import KubernetesAddons, required_device_plugins
 from components.monitoring import ClusterWatch, FeatureStoreWatch, Monitoring, StreamingWatch
@@ -89,7 +92,6 @@ class AiPlatform(pulumi.ComponentResource):
             data_key_arn=keys.data, vpc_cidr=settings.network.cidr, autoscaling=self.telemetry.autoscaling,
             feature_store=SharedCache(self.feature_store.endpoint, self.feature_store.secret.arn),
             api_keys_secret_arn=api_keys_arn, opts=child)
-
         self.monitoring = Monitoring(
             "monitoring", settings.monitoring, stack=stack, key_arn=keys.monitoring,
             endpoints=endpoint_watches(stack, settings.endpoints),
@@ -98,6 +100,21 @@ class AiPlatform(pulumi.ComponentResource):
             cluster=ClusterWatch(self.telemetry.metrics, self.cluster_workloads.accelerated_workloads,
                                  tuple(k for k in required_device_plugins(settings.node_pools) if k != "efa")),
             opts=child)
+        # The feature pipeline notifies the alarm topic on consumer lag, so it follows monitoring.
+        self.features = FeaturePipeline(
+            "features", settings.features, stack=stack, oidc=self.cluster.oidc, kubernetes=self.kubernetes.target,
+            streaming=FeaturesStreaming(
+                cluster_arn=self.streaming.cluster.arn, cluster_name=self.streaming.cluster.cluster_name,
+                bootstrap_brokers=self.streaming.bootstrap_brokers,
+                consumer_policy_arn=self.streaming.consumer_policy.arn,
+                producer_policy_arn=self.streaming.producer_policy.arn),
+            online=FeaturesOnlineStore(self.feature_store.endpoint, self.feature_store.secret.arn),
+            data=FeaturesData(bucket=self.storage.refs.buckets["datasets"], data_key_arn=keys.data,
+                              vpc_cidr=network.cidr, private_subnet_cidrs=settings.network.subnet_layout[0],
+                              image=pulumi.Output.concat(self.storage.refs.repositories["training"].url, ":",
+                                                         settings.workloads.image_tag)),
+            alarm_topic_arn=self.monitoring.topic.arn, opts=child)
+
         self.inference = Inference("inference", settings.endpoints, stack=stack, network=network, keys=keys,
                                    storage=self.storage.refs, security_group_id=self.serving.security_group.id,
                                    alarms=self.monitoring.endpoint_alarms, opts=child)
@@ -134,6 +151,9 @@ class AiPlatform(pulumi.ComponentResource):
             out.FEATURE_STORE_READER_ENDPOINT: self.feature_store.reader_endpoint,
             out.FEATURE_STORE_SECRET_ARN: self.feature_store.secret.arn,
             **({out.SERVING_API_KEYS_SECRET_ARN: api_keys_arn} if api_keys_arn is not None else {}),
+            out.FEATURES_NAMESPACE: settings.features.namespace,
+            out.FEATURES_REGISTRY_ARN: self.features.registry.arn,
+            out.FEATURES_PRODUCER_ROLE_ARN: self.features.producer_role.arn,
             out.SERVING_SECURITY_GROUP_ID: self.serving.security_group.id,
             out.ALARM_TOPIC_ARN: self.monitoring.topic.arn,
             out.DASHBOARD_NAME: self.monitoring.dashboard.dashboard_name,

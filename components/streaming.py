@@ -13,14 +13,13 @@ from components.iam import policy_document
 from components.log_groups import encrypted_log_group
 from components.network import VpcNetwork
 from components.security_groups import peer_only_security_group
-from components.settings import StackIdentity, StreamingSettings
+from components.settings import StackIdentity, StreamingSettings, replication_defaults
 from contracts.ports import KAFKA_IAM as KAFKA_IAM_PORT  # the only listener this cluster opens
 
 
 def server_properties(config: StreamingSettings, brokers: int) -> str:
     """Broker defaults: no topic appears by accident, and with 3+ brokers a write survives one broker loss."""
-    replication = 3 if brokers >= 3 else brokers
-    min_insync = 2 if brokers >= 3 else 1
+    replication, min_insync = replication_defaults(brokers)
     lines = {
         "auto.create.topics.enable": "false",
         "default.replication.factor": str(replication),
@@ -52,8 +51,7 @@ class Streaming(pulumi.ComponentResource):
         super().__init__("aiinfra:streaming:Streaming", name, None, opts)
         config = settings
         child = pulumi.ResourceOptions(parent=self)
-        # One broker group per AZ of the network.
-        self.broker_count = config.brokers_per_az * len(network.availability_zones)
+        self.broker_count = config.broker_count(len(network.availability_zones))
         self.cluster_name = stack.name("kafka")
 
         self.security_group, self.client_rules = peer_only_security_group(

@@ -46,6 +46,12 @@ METRICS_PORT = 9400
 # `<project>-<env>-*` group scope.
 GROUP_SUFFIX = "-materializer"
 
+
+def consumer_group(name_prefix: str, view: str) -> str:
+    """The materializer's consumer group on the platform (also the lag alarm's `Consumer Group` dimension)."""
+    return f"{name_prefix}{view}{GROUP_SUFFIX}"
+
+
 # Every flag of `python -m workloads.features` has a FEATURES_<FLAG> variable; these are the ones the stack sets.
 ENV_BOOTSTRAP = "FEATURES_BOOTSTRAP"
 ENV_KAFKA_AUTH = "FEATURES_KAFKA_AUTH"
@@ -58,3 +64,4 @@ ENV_GROUP = "FEATURES_GROUP"
 ENV_VIEW = "FEATURES_VIEW"
 ENV_METRICS_PORT = "FEATURES_METRICS_PORT"
 ENV_REPLICATION = "FEATURES_REPLICATION"
+ENV_BATCH = "FEATURES_BATCH"

@@ -148,14 +148,7 @@ def test_components_name_no_partition_dns_suffix() -> None:
                     offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value[:60]!r}")
     # Docstrings may mention the DNS names; code may not.
     offenders = [o for o in offenders if not _is_docstring_line(o)]
-    pending = {o for o in offenders if o.split(":")[0] in PARTITION_PENDING}
-    assert [o for o in offenders if o not in pending] == []
-    assert {p.split(":")[0] for p in pending} == PARTITION_PENDING, "fixed, so delete its PARTITION_PENDING entry"
-
-
-# components/features.py landed (features work, not yet wired into AiPlatform) with its own IRSA helper and
-# literal service hosts; it is to take AccountContext's partition names and cluster.irsa_role. Strict entry.
-PARTITION_PENDING = {"components/features.py"}
+    assert offenders == []
 
 
 def _is_docstring_line(offender: str) -> bool:

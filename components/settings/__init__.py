@@ -15,6 +15,7 @@ from components.settings.endpoints import (
     EndpointSettings,
 )
 from components.settings.feature_store import CACHE_ENGINE_FAMILIES, FeatureStoreSettings
+from components.settings.features import FeaturesQuotaSettings, FeaturesSettings
 from components.settings.kubernetes import KubernetesSettings, QuotaSettings
 from components.settings.monitoring import AlarmSubscriptionSettings, MonitoringSettings
 from components.settings.network import DEFAULT_INTERFACE_ENDPOINTS, NetworkSettings
@@ -28,7 +29,7 @@ from components.settings.platform import (
     parse_settings,
 )
 from components.settings.storage import StorageSettings
-from components.settings.streaming import StreamingSettings
+from components.settings.streaming import StreamingSettings, replication_defaults
 from components.settings.telemetry import TelemetrySettings
 from components.settings.workloads import (
     WORKLOAD_PROFILES,
@@ -43,8 +44,8 @@ __all__ = [
     "LOG_RETENTION_DAYS", "NAMESPACE", "REQUIRED_ADDONS", "STACK_SOURCE", "WORKLOAD_PROFILES",
     "AlarmSubscriptionSettings", "ClusterSettings", "CompilationJobSettings", "EncryptionSettings",
     "EndpointAlarmSettings", "EndpointAutoscalingSettings", "EndpointRolloutSettings", "EndpointSettings",
-    "FeatureStoreSettings", "KubernetesSettings", "MonitoringSettings", "NetworkSettings", "NodePoolSettings",
+    "FeatureStoreSettings", "FeaturesQuotaSettings", "FeaturesSettings", "KubernetesSettings", "MonitoringSettings", "NetworkSettings", "NodePoolSettings",
     "PlatformSettings", "QuotaSettings", "ServingSettings", "StackIdentity", "StorageSettings",
     "StreamingSettings", "TaintSettings", "TelemetrySettings", "TrainingJobSettings", "WorkloadSettings", "load_settings",
-    "parse_settings",
+    "parse_settings", "replication_defaults",
 ]

@@ -19,14 +19,16 @@ from components.settings.common import ENVIRONMENTS, TAG_KEY, TAG_KEY_RULE, TAG_
 from components.settings.encryption import EncryptionSettings
 from components.settings.endpoints import EndpointSettings
 from components.settings.feature_store import FeatureStoreSettings
+from components.settings.features import FeaturesSettings
 from components.settings.kubernetes import KubernetesSettings
 from components.settings.monitoring import MonitoringSettings
 from components.settings.network import NetworkSettings
 from components.settings.node_pools import NodePoolSettings
 from components.settings.storage import StorageSettings
-from components.settings.streaming import StreamingSettings
+from components.settings.streaming import StreamingSettings, replication_defaults
 from components.settings.telemetry import TelemetrySettings
 from components.settings.workloads import WorkloadSettings, check_compute
+from contracts import features as feature_facts
 from contracts.config import Section, SettingsError, Where, camel, field, parse, unknown_key_hint
 
 NAMESPACE = "aiinfra"
@@ -70,6 +72,7 @@ class PlatformSettings(Section):
     workloads: WorkloadSettings = field(WorkloadSettings())
     streaming: StreamingSettings = field(StreamingSettings())
     feature_store: FeatureStoreSettings = field(FeatureStoreSettings())
+    features: FeaturesSettings = field(FeaturesSettings())
     endpoints: tuple[EndpointSettings, ...] = field(())
     monitoring: MonitoringSettings = field(MonitoringSettings())
     telemetry: TelemetrySettings = field(TelemetrySettings())
@@ -90,12 +93,28 @@ class PlatformSettings(Section):
             raise where.child("extraTags").error(
                 f"'{sorted(reserved)[0]}' is set from settings and cannot be overridden")
         check_compute(self.node_pools, self.workloads, self.kubernetes, self.network.az_count, where)
+        self._check_feature_topics(where)
         seen: set[str] = set()
         for i, endpoint in enumerate(self.endpoints):
             if endpoint.name in seen:
                 raise where.child("endpoints").child(i).child("name").error(
                     "another endpoint has this name; endpoint names must be unique", endpoint.name)
             seen.add(endpoint.name)
+
+    def _check_feature_topics(self, where: Where) -> None:
+        """The feature pipeline's topics must be granted by the MSK client policies and fit the brokers."""
+        missing = [t for s in feature_facts.STREAMS for t in s.topics if t not in self.streaming.topics]
+        if missing:
+            raise where.child("streaming").child("topics").error(
+                f"lacks {', '.join(missing)}, which the feature pipeline reads and writes; add them",
+                list(self.streaming.topics))
+        brokers = self.streaming.broker_count(self.network.az_count)
+        min_insync = replication_defaults(brokers)[1]
+        replication = self.features.replication
+        if replication is not None and not min_insync <= replication <= brokers:
+            raise where.child("features").child("replication").error(
+                f"must be between min.insync.replicas ({min_insync}) and the broker count ({brokers}): fewer "
+                "replicas refuse every acks=all write, more cannot be placed", replication)
 
     @property
     def identity(self) -> StackIdentity:

@@ -8,10 +8,16 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 from components.settings.common import LOG_RETENTION_DAYS
+from contracts import features as facts
 from contracts.config import Section, Where, field
 
 KAFKA_VERSION = re.compile(r"\d+\.\d+\.(\d+|x)(\.tiered)?")
 KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
+
+
+def replication_defaults(brokers: int) -> tuple[int, int]:
+    """(default replication factor, min.insync.replicas): with 3+ brokers a write survives one broker loss."""
+    return (3, 2) if brokers >= 3 else (brokers, 1)
 
 
 @dataclass(frozen=True)
@@ -27,8 +33,9 @@ class StreamingSettings(Section):
     enhanced_monitoring: Literal["PER_BROKER", "PER_TOPIC_PER_BROKER", "PER_TOPIC_PER_PARTITION"] = field(
         "PER_TOPIC_PER_BROKER")
     log_retention_days: int = field(90, choices=LOG_RETENTION_DAYS, doc="broker log group retention")
-    topics: tuple[str, ...] = field(("features", "inference-requests", "inference-results"), min=1,
-                                    doc="topics producers and consumers are granted")
+    topics: tuple[str, ...] = field(("features", "inference-requests", "inference-results",
+                                     *(t for s in facts.STREAMS for t in s.topics)), min=1,
+                                    doc="topics producers and consumers are granted (the feature pipeline's too)")
     default_partitions: int = field(6, min=1, max=1000)
     retention_hours: int = field(168, min=1, max=8760, doc="log.retention.hours")
 
@@ -38,6 +45,10 @@ class StreamingSettings(Section):
                 "retention_hours": 24},
         "staging": {"volume_size_gb": 50, "max_volume_size_gb": 250, "log_retention_days": 30},
     }
+
+    def broker_count(self, az_count: int) -> int:
+        """One broker group per AZ of the network."""
+        return self.brokers_per_az * az_count
 
     def check(self, where: Where) -> None:
         if not KAFKA_VERSION.fullmatch(self.kafka_version):

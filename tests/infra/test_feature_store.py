@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 
 import pytest
+from compute_graph import one
 from services_graph import REDIS, key_arn, only, peers, private_subnet_ids, record
 
 from aiinfra.export import export_document
@@ -27,13 +28,13 @@ def test_auth_token_is_generated_secret_and_only_readable_through_secrets_manage
         stack_graph: Callable, stack: str) -> None:
     graph = stack_graph(stack)
     group = only(graph, REDIS)
-    password = only(graph, "random:index/randomPassword:RandomPassword")
+    password = one(graph, "random:index/randomPassword:RandomPassword", "feature-store-auth-token")
     assert group.inputs["authToken"] == "[secret]" and password.outputs["result"] == "[secret]"
     assert password.inputs["length"] >= 32
     assert password.urn in group.property_dependencies["authToken"]
-    secret = only(graph, "aws:secretsmanager/secret:Secret")
+    secret = one(graph, "aws:secretsmanager/secret:Secret", "feature-store-auth")
     assert secret.inputs["kmsKeyId"] == key_arn(graph, "data")
-    version = only(graph, "aws:secretsmanager/secretVersion:SecretVersion")
+    version = one(graph, "aws:secretsmanager/secretVersion:SecretVersion", "feature-store-auth")
     assert version.inputs["secretString"] == "[secret]" and version.inputs["secretId"] == secret.id
     assert password.urn in version.property_dependencies["secretString"]
     assert graph.stack_outputs["featureStoreSecretArn"] == secret.outputs["arn"]
@@ -48,8 +49,9 @@ def test_export_marks_the_token_secret_and_never_writes_it(stack_graph: Callable
     resources = {r["urn"]: r for r in document["deployment"]["resources"]}
     group = next(r for r in resources.values() if r["type"] == REDIS)
     assert group["inputs"]["authToken"]["4dabf18193072939515e22adb298388d"] == "1b47061264138c4ac30d75fd1eb44270"
-    password = next(r for r in resources.values() if r["type"] == "random:index/randomPassword:RandomPassword")
-    plain = only(stack_graph("prod"), "random:index/randomPassword:RandomPassword")
+    password = next(r for r in resources.values() if r["type"] == "random:index/randomPassword:RandomPassword"
+                    and r["urn"].endswith("::feature-store-auth-token"))
+    plain = one(stack_graph("prod"), "random:index/randomPassword:RandomPassword", "feature-store-auth-token")
     assert plain.outputs["result"] == "[secret]"
     # The mock's generated token starts with "MockPassword"; it must appear nowhere in the export.
     assert json.dumps(document).count("MockPassword") == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from compute_graph import (
     RELEASE,
+    accelerator_requests,
     as_list,
     node_groups,
     one,
@@ -82,8 +83,8 @@ def test_neuron_chart_runs_the_scheduler_extension_that_neuron_pods_name(stack_g
     scheduler = releases(graph)["neuron"].inputs["values"]["scheduler"]
     assert scheduler["enabled"] is True
     assert scheduler["customScheduler"]["enabled"] is True
-    names = {pod.get("schedulerName") for _, pod in pod_specs(graph)}
-    assert names == {scheduler["customScheduler"]["fullnameOverride"]}
+    neuron = [pod for _, pod in pod_specs(graph) if any("neuron" in r for r in accelerator_requests(pod))]
+    assert neuron and {pod.get("schedulerName") for pod in neuron} == {scheduler["customScheduler"]["fullnameOverride"]}
 
 
 def test_efa_plugin_tolerates_every_efa_pools_taint(extended_efa):
@@ -123,13 +124,13 @@ def test_kubernetes_resources_use_the_cluster_provider(stack_graph):
 def test_namespaces_have_quotas_and_limit_ranges(stack_graph, stack):
     graph = stack_graph(stack)
     namespaces = {r.inputs["metadata"]["name"]: r for r in graph.of_type("kubernetes:core/v1:Namespace")}
-    assert set(namespaces) == {"training", "serving"}
+    assert set(namespaces) == {"training", "serving", "features"}  # features: the feature pipeline's own
     for ns in namespaces.values():
         assert ns.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     quotas = {r.inputs["metadata"]["namespace"]: r.inputs["spec"]["hard"]
               for r in graph.of_type("kubernetes:core/v1:ResourceQuota")}
     limits = {r.inputs["metadata"]["namespace"] for r in graph.of_type("kubernetes:core/v1:LimitRange")}
-    assert set(quotas) == limits == {"training", "serving"}
+    assert set(quotas) == limits == {"training", "serving", "features"}
     for hard in quotas.values():
         assert {"requests.cpu", "requests.memory", "pods", "requests.aws.amazon.com/neuron",
                 "requests.aws.amazon.com/neuroncore", "requests.nvidia.com/gpu",
@@ -148,8 +149,10 @@ def test_quota_values_come_from_settings(stack_graph):
 @pytest.mark.parametrize("stack", STACKS)
 def test_service_accounts_are_bound_to_roles_only_they_can_assume(stack_graph, stack):
     graph = stack_graph(stack)
+    # The feature pipeline's accounts (namespace features) are tested in test_features_pipeline.py.
     accounts = {r.inputs["metadata"]["name"]: r.inputs["metadata"]
-                for r in graph.of_type("kubernetes:core/v1:ServiceAccount")}
+                for r in graph.of_type("kubernetes:core/v1:ServiceAccount")
+                if r.inputs["metadata"]["namespace"] != "features"}
     expected = {"trainer": ("training", "trainingServiceAccountRoleArn"),
                 "compiler": ("training", "compilationServiceAccountRoleArn"),
                 "model-server": ("serving", "servingServiceAccountRoleArn")}
@@ -178,9 +181,11 @@ def test_serving_role_reads_compiled_models_only(stack_graph):
     models = f"arn:aws:s3:::{graph.stack_outputs['modelsBucketName']}"
     actions = {a for s in statements for a in as_list(s["Action"])}
     # secretsmanager:GetSecretValue and the data key: the feature store's AUTH secret (test_serving_feature_store)
+    # and the API keys (test_serving_auth), each decrypted through Secrets Manager only
     assert actions == {"s3:ListBucket", "s3:GetObject", "kms:Decrypt", "secretsmanager:GetSecretValue"}
     assert grants(statements, "s3:GetObject") == [f"{models}/compiled/*"]
     assert sorted(grants(statements, "kms:Decrypt")) == sorted([graph.stack_outputs["modelsKeyArn"],
+                                                                graph.stack_outputs["dataKeyArn"],
                                                                 graph.stack_outputs["dataKeyArn"]])
 
 

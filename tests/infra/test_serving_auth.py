@@ -29,7 +29,7 @@ SECRET = "aiinfra:serving_auth:ServingApiKeys"
 
 
 def _server_env(graph) -> dict[str, str]:
-    [server] = one(graph, DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+    [server] = one(graph, DEPLOYMENT, "workloads-serving").inputs["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e.get("value") for e in server["env"]}
 
 

@@ -14,7 +14,7 @@ STACKS = ("dev", "staging", "prod")
 
 
 def _server_env(graph) -> dict[str, str]:
-    [server] = one(graph, DEPLOYMENT).inputs["spec"]["template"]["spec"]["containers"]
+    [server] = one(graph, DEPLOYMENT, "workloads-serving").inputs["spec"]["template"]["spec"]["containers"]
     return {e["name"]: e.get("value") for e in server["env"]}
 
 

@@ -102,7 +102,8 @@ def test_client_policies_name_the_cluster_and_its_topics_only(stack_graph: Calla
     graph = stack_graph("prod")
     cluster_arn = only(graph, MSK).outputs["arn"]
     topic_base = cluster_arn.replace(":cluster/", ":topic/")
-    topics = {f"{topic_base}/{t}" for t in ("features", "inference-requests", "inference-results")}
+    topics = {f"{topic_base}/{t}" for t in ("features", "inference-requests", "inference-results", "user-activity",
+                                            "user-activity-dead-letters")}
     producer = {s["Sid"]: s for s in statements(
         record(graph, "aws:iam/policy:Policy", "streaming-producer").inputs["policy"])}
     consumer = {s["Sid"]: s for s in statements(

@@ -128,7 +128,7 @@ def test_the_scrape_names_the_servers_port_path_namespace_and_labels(stack_graph
     rules = job["relabel_configs"]
     keep = {r["source_labels"][0]: r["regex"] for r in rules if r["action"] == "keep"}
     assert keep["__meta_kubernetes_pod_container_port_number"] == str(ports.MODEL_SERVER)
-    deployment = one(graph, "kubernetes:apps/v1:Deployment").inputs["spec"]["template"]
+    deployment = one(graph, "kubernetes:apps/v1:Deployment", "workloads-serving").inputs["spec"]["template"]
     labels = deployment["metadata"]["labels"]
     assert {k: v for k, v in keep.items() if k.startswith("__meta_kubernetes_pod_label_")} == {
         "__meta_kubernetes_pod_label_" + k.replace(".", "_").replace("/", "_").replace("-", "_"): v
@@ -256,7 +256,8 @@ def test_queue_depth_target_comes_from_settings(synth_with: Callable) -> None:
 def test_pending_alarms_name_the_workloads_that_take_accelerators(stack_graph: Callable) -> None:
     graph = stack_graph("prod")
     workloads = {(r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
-                 for r in graph.of_type("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job")}
+                 for r in graph.of_type("kubernetes:apps/v1:Deployment", "kubernetes:batch/v1:Job")
+                 if r.inputs["metadata"]["namespace"] != "features"}  # the feature pipeline takes no accelerator
     pending = {(a.inputs["dimensions"]["Namespace"], a.inputs["dimensions"]["PodName"])
                for a in eks_alarms(graph).values() if a.inputs.get("metricName") == "pod_status_pending"}
     assert pending == workloads == {("training", "trainer"), ("training", "compiler"), ("serving", "model-server")}

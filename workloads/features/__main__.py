@@ -138,6 +138,8 @@ def _offline(args: argparse.Namespace):
 
 
 def materialize(args: argparse.Namespace, view) -> int:
+    from contracts.features import consumer_group
+
     from .kafka import consumer_config, producer_config
     from .materializer import Materializer
     from .metrics import MaterializerMetrics
@@ -148,7 +150,7 @@ def materialize(args: argparse.Namespace, view) -> int:
     base = _kafka(args)
     metrics = MaterializerMetrics(view.name)
     materializer = Materializer(
-        view, consumer_config=consumer_config(base, args.group or f"{view.name}-materializer",
+        view, consumer_config=consumer_config(base, args.group or consumer_group("", view.name),
                                               session_timeout_ms=args.session_timeout_ms,
                                               stats_interval_ms=args.stats_interval_ms),
         producer_config=producer_config(base), redis_client=_redis(args), metrics=metrics,
