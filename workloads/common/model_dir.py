@@ -12,6 +12,8 @@ import json
 import os
 from pathlib import Path
 
+from workloads.common.hashing import update_with_file
+
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
 TOKENIZER_FILES = (
@@ -86,9 +88,7 @@ def model_sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     for file in [model_dir / "config.json", *weight_files(model_dir)]:
         digest.update(file.name.encode() + b"\0")
-        with file.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(block)
+        update_with_file(digest, file)
     return digest.hexdigest()
 
 

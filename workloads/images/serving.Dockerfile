@@ -41,12 +41,10 @@ RUN cd /opt/program/workloads && \
 
 COPY contracts /opt/program/contracts
 COPY workloads/__init__.py /opt/program/workloads/__init__.py
+# The init container (fetch-model) runs `python -m workloads.common.s3 sync` with this image.
 COPY workloads/common /opt/program/workloads/common
 COPY workloads/serving /opt/program/workloads/serving
 COPY workloads/compilation /opt/program/workloads/compilation
-# The init container (fetch-model) runs `python -m workloads.common.s3 sync` with this image.
-COPY workloads/common /opt/program/workloads/common
-COPY contracts /opt/program/contracts
 COPY workloads/images/serve /usr/local/bin/serve
 
 RUN useradd --system --uid 1000 --home /opt/program serving && mkdir -p /opt/ml/model

@@ -27,10 +27,9 @@ COPY workloads/requirements.txt workloads/requirements-lifecycle.txt workloads/
 # as the monitoring job's entry point) and the register step's; the serving image has none of them.
 RUN pip install --index-url "${TORCH_INDEX}" "$(grep -E '^torch==' workloads/requirements.txt)" && \
     pip install -r workloads/requirements.txt -r workloads/requirements-lifecycle.txt
-COPY contracts/ contracts/
-COPY workloads/ workloads/
 # workloads.features reads its topic and schema facts from contracts/ (shared with the stack).
 COPY contracts/ contracts/
+COPY workloads/ workloads/
 
 ENTRYPOINT ["python", "-m", "workloads.training.entry"]
 CMD ["train"]

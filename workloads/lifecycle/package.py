@@ -10,13 +10,13 @@ registering the same compile output twice uploads the same object.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from contracts.storage import MANIFEST_FILE, MODEL_ARCHIVE
 from workloads.common.cli import UsageError
+from workloads.common.hashing import file_sha256
 from workloads.compilation.manifest import Manifest, ManifestError
 
 
@@ -31,12 +31,7 @@ class Package:
     files: tuple[str, ...]
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_file = file_sha256
 
 
 def build(artifact_dir: Path, out_dir: Path) -> Package:

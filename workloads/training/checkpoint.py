@@ -12,7 +12,6 @@ warning and the next older one is tried.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from workloads.common.hashing import file_sha256
 
 STATE_FILE = "state.pt"
 COMPLETE_FILE = "COMPLETE.json"
@@ -43,12 +44,7 @@ def folder_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+_sha256 = file_sha256
 
 
 def _save_file(obj: Any, path: Path) -> None:

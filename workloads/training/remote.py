@@ -23,7 +23,7 @@ from typing import Any
 from contracts.storage import CHECKPOINT_COMPLETE_FILE as COMPLETE_FILE
 from contracts.storage import POINTER_VERSION, RUN_ARCHIVE
 from workloads.common import s3
-from workloads.training.checkpoint import _sha256 as file_sha256
+from workloads.common.hashing import file_sha256
 
 _STEP = re.compile(r"^(step-\d{8,})/" + re.escape(COMPLETE_FILE) + "$")
 
