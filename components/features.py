@@ -31,7 +31,7 @@ import pulumi_kubernetes as k8s
 from components.cluster import OidcIssuer, irsa_role
 from components.cluster_workloads import POD_SECURITY, TMP, hardened
 from components.context import AccountContext
-from components.iam import policy_document
+from components.iam import policy_document, secret_read_statements
 from components.kubernetes_addons import WorkloadTarget, workload_namespace
 from components.settings import FeaturesSettings, StackIdentity
 from components.settings.features import TOPIC_JOB_CPU_MILLICORES, TOPIC_JOB_MEMORY_MIB
@@ -195,11 +195,8 @@ class FeaturePipeline(pulumi.ComponentResource):
             {"Sid": "OfflineStoreKey", "Effect": "Allow", "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
              "Resource": data.data_key_arn,
              "Condition": {"StringEquals": {"kms:ViaService": self._ctx.service_host("s3")}}},
-            {"Sid": "ReadFeatureStoreAuthSecret", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-             "Resource": online.auth_secret_arn},
-            {"Sid": "DecryptFeatureStoreAuthSecret", "Effect": "Allow", "Action": "kms:Decrypt",
-             "Resource": data.data_key_arn,
-             "Condition": {"StringEquals": {"kms:ViaService": self._ctx.service_host("secretsmanager")}}},
+            *secret_read_statements("FeatureStoreAuthSecret", online.auth_secret_arn, data.data_key_arn,
+                                    self._ctx.service_host("secretsmanager")),
         ]
 
     # -- network ----------------------------------------------------------------------------------------------

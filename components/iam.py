@@ -41,3 +41,15 @@ def vpc_interface_statements(sid: str, vpc_arn: pulumi.Input[str]) -> list[dict[
         {"Sid": f"{sid}InPlatformVpc", "Effect": "Allow", "Action": list(ENI_WRITES), "Resource": "*",
          "Condition": {"ArnEquals": {"ec2:Vpc": vpc_arn}}},
     ]
+
+
+def secret_read_statements(what: str, secret_arn: pulumi.Input[str], key_arn: pulumi.Input[str],
+                           secretsmanager_host: str) -> list[dict[str, Any]]:
+    """Read one secret: that secret only, its key usable only through Secrets Manager (`secretsmanager_host`,
+    `AccountContext.service_host("secretsmanager")`). `what` names the statements (`Read<what>`, `Decrypt<what>`)."""
+    return [
+        {"Sid": f"Read{what}", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+         "Resource": secret_arn},
+        {"Sid": f"Decrypt{what}", "Effect": "Allow", "Action": "kms:Decrypt", "Resource": key_arn,
+         "Condition": {"StringEquals": {"kms:ViaService": secretsmanager_host}}},
+    ]

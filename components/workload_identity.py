@@ -17,7 +17,8 @@ import pulumi_aws as aws
 from components.cluster import OidcIssuer, irsa_role
 from components.context import AccountContext
 from components.encryption import KeyArns
-from components.iam import policy_document, service_assume_role_policy, vpc_interface_statements
+from components.iam import (policy_document, secret_read_statements, service_assume_role_policy,
+                            vpc_interface_statements)
 from components.settings import StackIdentity
 from components.storage import BucketRef, StorageRefs
 from contracts.storage import CHECKPOINTS, COMPILED, TRAINED
@@ -85,23 +86,10 @@ def data_statements(role: str, storage: StorageRefs, keys: KeyArns) -> list[dict
     raise KeyError(role)
 
 
-def secret_read_statements(what: str, secret_arn: pulumi.Input[str], keys: KeyArns,
-                           ctx: AccountContext) -> list[dict[str, Any]]:
-    """Read one secret that is encrypted with the data key: that secret only, decrypted only through Secrets
-    Manager. `what` names the statements (`Read<what>`, `Decrypt<what>`)."""
-    return [
-        {"Sid": f"Read{what}", "Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
-         "Resource": secret_arn},
-        {"Sid": f"Decrypt{what}", "Effect": "Allow", "Action": "kms:Decrypt",
-         "Resource": keys.data,
-         "Condition": {"StringEquals": {"kms:ViaService": ctx.service_host("secretsmanager")}}},
-    ]
-
-
 def feature_store_statements(secret_arn: pulumi.Input[str], keys: KeyArns,
                              ctx: AccountContext) -> list[dict[str, Any]]:
-    """What the model server needs for the shared cache's AUTH token."""
-    return secret_read_statements("FeatureStoreAuthSecret", secret_arn, keys, ctx)
+    """What the model server needs for the shared cache's AUTH token (encrypted with the data key)."""
+    return secret_read_statements("FeatureStoreAuthSecret", secret_arn, keys.data, ctx.service_host("secretsmanager"))
 
 
 class WorkloadIdentity(pulumi.ComponentResource):
@@ -138,8 +126,8 @@ class WorkloadIdentity(pulumi.ComponentResource):
         if serving_api_keys_secret_arn is not None:
             self.serving_api_keys_policy = aws.iam.RolePolicy(
                 f"{name}-serving-api-keys", role=self.service_account_roles["serving"].id,
-                policy=policy_document(secret_read_statements("ServingApiKeys", serving_api_keys_secret_arn, keys,
-                                                              ctx)), opts=child)
+                policy=policy_document(secret_read_statements("ServingApiKeys", serving_api_keys_secret_arn, keys.data,
+                                                              ctx.service_host("secretsmanager"))), opts=child)
         self.register_outputs({
             **{f"{role}ServiceAccountRoleArn": r.arn for role, r in self.service_account_roles.items()},
             "trainingRoleArn": self.sagemaker_training_role.arn,
